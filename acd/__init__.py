@@ -1,0 +1,1 @@
+"""ACD: queues, agents, skills, routing strategies, IVR flows, campaigns, statistics."""

@@ -1,0 +1,1 @@
+"""Recording files, crash recovery, retention and index."""

@@ -1,0 +1,1 @@
+"""Browser agent desktop and supervisor console, and their WebSocket signaling."""
