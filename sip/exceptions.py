@@ -88,3 +88,10 @@ class MalformedAuthHeader(RemoteProtocolError):
     """A WWW-Authenticate/Authorization value violates RFC 7616/3261 §25 grammar."""
 
     status_hint = 400
+
+
+class RequestOutOfOrder(RemoteProtocolError):
+    """An in-dialog request's CSeq is below the remote sequence number (RFC 3261
+    §12.2.2: answer 500)."""
+
+    status_hint = 500
