@@ -1,0 +1,35 @@
+"""Ordered schema migrations for ``hotline.db``.
+
+Each migration is a module ``mNNNN_<what>.py`` holding one ``SQL`` string and listed in
+:data:`MIGRATIONS` in order. ``PRAGMA user_version`` in the database is the number of the
+last one applied; :mod:`hotline.storage` applies the missing ones, each in its own
+transaction, and refuses a database whose version is newer than :data:`LATEST`.
+
+Rules: never edit a migration that has shipped; add a new one. SQL only (no Python data
+fixes), so every migration is atomic inside ``BEGIN IMMEDIATE ... COMMIT``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hotline.migrations import m0001_initial
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One schema step."""
+
+    #: The ``user_version`` the database has once this migration is applied.
+    version: int
+    #: Short description, for logs.
+    name: str
+    #: The DDL/DML script, without BEGIN/COMMIT.
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", m0001_initial.SQL),)
+#: The schema version this code writes.
+LATEST = MIGRATIONS[-1].version
+
+assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations out of order"
