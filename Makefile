@@ -27,12 +27,13 @@ debug: $(STAMP)
 run: compile
 	$(BIN)/hotline serve
 
-# Test peers come from Debian: sipp (sip-tester), baresip, spandsp (benchmark anchor), espeak-ng, sox.
+# Test peers come from Debian: sipp (sip-tester), baresip, sipvicious (svwar/svcrack scans),
+# spandsp (benchmark anchor), espeak-ng, sox.
 peers:
 	@if ! command -v sipp >/dev/null || ! command -v baresip >/dev/null || ! command -v espeak-ng >/dev/null \
-	   || [ ! -f /usr/include/spandsp.h ]; then \
+	   || ! command -v svwar >/dev/null || [ ! -f /usr/include/spandsp.h ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		  sip-tester baresip libspandsp-dev espeak-ng sox >/dev/null; \
+		  sip-tester baresip sipvicious libspandsp-dev espeak-ng sox >/dev/null; \
 	fi
 
 test: peers compile

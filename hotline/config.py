@@ -262,6 +262,11 @@ class SipConfig:
     #: REGISTER expiry bounds, in seconds (RFC 3261 10.3: 423 below the minimum).
     min_expires: int = 60
     max_expires: int = 3600
+    #: Digest algorithms challenged with, one WWW-Authenticate each, in this order
+    #: (RFC 8760). Only MD5 by default: deployed phones such as baresip/libre 1.x
+    #: reject the whole 401 when any challenge has an algorithm they do not know.
+    #: Sites whose phones all support RFC 8760 set ["SHA-256", "MD5"].
+    digest_algorithms: tuple[str, ...] = ("MD5",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,6 +524,7 @@ SECTIONS = tuple(
 )
 _SERVER_KEYS = _keys(ServerConfig)
 _SIP_KEYS = _keys(SipConfig)
+_DIGEST_ALG_RE = re.compile(r"^(MD5|SHA-256|SHA-512-256)$")
 _TLS_KEYS = _keys(TlsConfig)
 _TRUNK_KEYS = _keys(TrunkConfig)
 _AGENT_KEYS = _keys(AgentConfig)
@@ -871,7 +877,14 @@ class _Loader:
             min_se=t.integer("min_se", d.min_se, lo=90),
             min_expires=t.integer("min_expires", d.min_expires, lo=1),
             max_expires=t.integer("max_expires", d.max_expires, lo=1),
+            digest_algorithms=(
+                t.str_list("digest_algorithms", regex=_DIGEST_ALG_RE,
+                           what="MD5, SHA-256 or SHA-512-256")
+                if t.has("digest_algorithms") else d.digest_algorithms
+            ),
         )
+        if not cfg.digest_algorithms:
+            t.fail("digest_algorithms", "at least one of MD5, SHA-256, SHA-512-256", [])
         if cfg.session_expires and cfg.session_expires < cfg.min_se:
             t.fail(
                 "session_expires",

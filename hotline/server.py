@@ -1,0 +1,228 @@
+"""The control process: SIP transports + stack + call control + storage, on uvloop.
+
+``run(config)`` is what ``hotline serve`` calls. Lifecycle:
+
+1. open storage (migrations run), restore registrations;
+2. listen on every ``[server] sip`` listener;
+3. drain SIP events into :class:`~hotline.callcontrol.CallControl` after every
+   datagram/segment and timer;
+4. on SIGTERM/SIGINT: stop accepting calls (new INVITEs get 503), let live calls run
+   up to ``grace`` seconds, then hang up the rest, flush BYEs and exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+import time
+from datetime import UTC, datetime
+
+from sip.events import ResponseReceived, TransactionTimeout, TransportError
+from sip.registrar import SipRegistrar
+from sip.stack import SipStack
+from sip.transport import SipTransportManager
+
+from .callcontrol import Call, CallControl
+from .config import SiteConfig
+from .logs import setup_logging
+from .storage import Registration, Storage
+from .trunks import TrunkMonitor
+
+logger = logging.getLogger("hotline.server")
+
+
+class HotlineServer:
+    """One running site."""
+
+    def __init__(self, config: SiteConfig, loop: asyncio.AbstractEventLoop) -> None:
+        """:param config: the validated site.
+        :param loop: the event loop to run on."""
+        self.config = config
+        self.loop = loop
+        self.storage = Storage.open(config.server.data_dir)
+        self.stack = SipStack()
+        ssl_ctx = None
+        if config.tls is not None:
+            ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ssl_ctx.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+        self.transports = SipTransportManager(self.stack, loop, on_events=self._drain,
+                                              ssl_context=ssl_ctx)
+        self.calls = CallControl(config, self.stack, self.transports.local_address,
+                                 on_cdr=self._write_cdr)
+        self.trunks: TrunkMonitor | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._stopping = asyncio.Event()
+        self._wall_offset = time.time() - loop.time()
+
+    # -- lifecycle -----------------------------------------------------------------
+    async def start(self) -> None:
+        """Restore state and open the listeners."""
+        now = self.loop.time()
+        self._restore_bindings(now)
+        for listener in self.config.server.sip:
+            host, port = await self.transports.listen(str(listener))
+            self.stack.sent_by.setdefault(listener.transport, (host, port))
+            logger.info("listening", extra={"transport": listener.transport,
+                                            "host": host, "port": port})
+        self.trunks = TrunkMonitor(self.config.trunks, self.stack,
+                                   self.transports.local_address, self.config.sip.user_agent,
+                                   now, self.calls.add_via, self.config.server.external_ip)
+        self._rearm()
+
+    async def serve_until_stopped(self, grace: float) -> None:
+        """Run until SIGTERM/SIGINT, then drain calls for up to ``grace`` seconds."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                self.loop.add_signal_handler(sig, self._stopping.set)
+        await self._stopping.wait()
+        logger.info("stopping", extra={"live_calls": len(self.calls.calls), "grace": grace})
+        self.calls.accepting = False
+        deadline = self.loop.time() + grace
+        while self.calls.calls and self.loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        if self.calls.calls:
+            now = self.loop.time()
+            for call in list(self.calls.calls.values()):
+                self.calls.hangup(call, now, "shutdown")
+            self._drain()
+            end = self.loop.time() + 2.0
+            while self.calls.calls and self.loop.time() < end:
+                await asyncio.sleep(0.05)
+        await self.close()
+
+    def stop(self) -> None:
+        """Ask the server to stop (same as SIGTERM)."""
+        self._stopping.set()
+
+    async def close(self) -> None:
+        """Close listeners and storage."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self.transports.close()
+        await self.transports.wait_closed()
+        self.storage.close()
+        logger.info("stopped")
+
+    # -- event pump ----------------------------------------------------------------
+    def _drain(self) -> None:
+        now = self.loop.time()
+        stack = self.stack
+        trunks = self.trunks
+        while (event := stack.next_event()) is not None:
+            if trunks is not None:
+                key = getattr(event, "key", None)
+                if key is not None and trunks.owns(key):
+                    if isinstance(event, ResponseReceived):
+                        trunks.handle_response(key, event.response, now)
+                    elif isinstance(event, (TransactionTimeout, TransportError)):
+                        trunks.handle_timeout(key, now)
+                    continue
+            self.calls.handle_event(event, now)
+        registrar = self.calls.registrar
+        changed: set[str] = set()
+        while (reg_event := registrar.next_event()) is not None:
+            changed.add(reg_event.binding.aor)  # type: ignore[attr-defined]
+        for aor in changed:
+            self._save_bindings(aor, registrar)
+        self.transports.transmit()
+        self._rearm()
+
+    def _rearm(self) -> None:
+        """One timer for the application side (trunk keepalives, registrar expiry)."""
+        times = [t for t in (self.trunks.get_timer() if self.trunks else None,
+                             self.calls.registrar.get_timer()) if t is not None]
+        at = min(times) if times else None
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            self._timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        now = self.loop.time()
+        if self.trunks is not None:
+            self.trunks.handle_timer(now)
+        self.calls.registrar.expire(now)
+        self._drain()
+
+    # -- persistence ---------------------------------------------------------------
+    def _wall(self, loop_time: float) -> datetime:
+        return datetime.fromtimestamp(loop_time + self._wall_offset, UTC)
+
+    def _write_cdr(self, call: Call) -> None:
+        try:
+            answered = call.answered_at is not None
+            cdr_id = self.storage.insert_cdr(
+                call.id, "caller", self._wall(call.started),
+                direction="inbound" if call.trunk else "internal",
+                caller=call.caller, callee=call.called,
+                trunk=call.trunk.name if call.trunk else None, route=str(call.target),
+                answer_time=self._wall(call.answered_at) if answered else None,
+            )
+            self.storage.finish_cdr(
+                cdr_id, self._wall(call.ended_at or self.loop.time()),
+                "answered" if answered else ("cancelled" if call.cause == "cancel" else "failed"),
+                call.cause if answered else str(call.status or call.cause),
+            )
+        except Exception:  # noqa: BLE001 — a storage hiccup must not kill call handling
+            logger.exception("cdr_write_failed", extra={"call_id": call.id})
+
+    def _save_bindings(self, aor: str, registrar: SipRegistrar) -> None:
+        now = self.loop.time()
+        try:
+            regs = []
+            for b in registrar.lookup(aor, now):
+                src = b.source
+                regs.append(Registration(
+                    aor=aor, contact=b.uri, expires_at=b.expires_at + self._wall_offset,
+                    q=b.q if b.q is not None else 1.0, call_id=b.call_id, cseq=b.cseq,
+                    transport=src.transport if src else "udp",
+                    source_ip=src.ip if src else "", source_port=src.port if src else 0,
+                    instance_id=b.instance or "",
+                ))
+            self.storage.replace_registrations(aor, regs)
+        except Exception:  # noqa: BLE001
+            logger.exception("registration_save_failed", extra={"aor": aor})
+
+    def _restore_bindings(self, now: float) -> None:
+        off = self._wall_offset
+        rows = self.storage.load_registrations(now + off)
+        self.calls.registrar.load_rows(
+            [(r.aor, r.contact, r.expires_at - off, r.q, r.call_id, r.cseq,
+              r.transport if r.source_ip else None, r.source_ip or None,
+              r.source_port if r.source_ip else None, r.instance_id or None, now)
+             for r in rows], now)
+        if rows:
+            logger.info("registrations_restored", extra={"count": len(rows)})
+
+
+async def _main(config: SiteConfig, grace: float) -> int:
+    loop = asyncio.get_running_loop()
+    server = HotlineServer(config, loop)
+    await server.start()
+    await server.serve_until_stopped(grace)
+    return 0
+
+
+def run(config: SiteConfig, *, grace: float = 30.0) -> int:
+    """Run the site until SIGTERM; returns the process exit code.
+
+    :param config: the validated site.
+    :param grace: seconds live calls may continue after SIGTERM.
+    """
+    setup_logging(config.logging.level, config.logging.format)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover — uvloop is a hard dependency
+        return asyncio.run(_main(config, grace))
+    return uvloop.run(_main(config, grace))
+

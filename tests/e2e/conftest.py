@@ -1,0 +1,74 @@
+"""Fixtures for end-to-end tests: a hotline server on free loopback ports."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from .peers import HotlineProcess, free_port, write_site
+
+SITE = """
+[server]
+sip = ["udp:127.0.0.1:{sip}", "tcp:127.0.0.1:{sip}"]
+http = "127.0.0.1:{http}"
+rtp_ports = [{rtp_lo}, {rtp_hi}]
+media_workers = 1
+data_dir = "{data}"
+
+[sip]
+max_failures = 5
+window = 60
+ban_seconds = 30
+
+[logging]
+level = "info"
+
+[[trunks]]
+name = "carrier"
+host = "127.0.0.1"
+port = {trunk_port}
+allow = ["127.0.0.2/32"]
+options_interval = 0
+
+[[agents]]
+id = "1001"
+name = "Li Na"
+password = "pw-1001-secret"
+
+[[agents]]
+id = "1002"
+name = "Wang Wei"
+password = "pw-1002-secret"
+
+[[routes]]
+match = "*43"
+to = "echo"
+
+[[routes]]
+match = "re:9[0-9]+"
+to = "trunk:carrier"
+"""
+
+
+@pytest.fixture
+def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
+    """Start hotline servers with the test site (extra TOML may be appended)."""
+    started: list[HotlineProcess] = []
+
+    def make(extra: str = "", **ports: int) -> HotlineProcess:
+        sip = free_port()
+        values = {
+            "sip": sip, "http": free_port(), "trunk_port": ports.get("trunk_port", free_port()),
+            "rtp_lo": 31000, "rtp_hi": 31999, "data": str(tmp_path / "data"),
+        }
+        cfg = write_site(tmp_path / "site.toml", SITE.format(**values) + extra)
+        proc = HotlineProcess(config=cfg, data_dir=tmp_path / "data", sip_port=sip)
+        proc.start()
+        started.append(proc)
+        return proc
+
+    yield make
+    for p in started:
+        p.stop()

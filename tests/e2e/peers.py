@@ -1,0 +1,291 @@
+"""Real peers for end-to-end tests: a hotline server process, SIPp and baresip runners.
+
+Everything runs on loopback with free ports and is bounded in time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
+    """A port free for both UDP and TCP on ``host``."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((host, 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind((host, port))
+                except OSError:
+                    continue
+            return int(port)
+    raise RuntimeError("no free port")
+
+
+def sip_options(host: str, port: int, timeout: float = 0.5) -> bytes | None:
+    """Send one OPTIONS over UDP and return the raw response (or None on timeout)."""
+    call_id = uuid.uuid4().hex
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        lport = s.getsockname()[1]
+        msg = (
+            f"OPTIONS sip:{host}:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{lport};branch=z9hG4bK{call_id[:12]};rport\r\n"
+            "Max-Forwards: 70\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag={call_id[:6]}\r\n"
+            f"To: <sip:{host}:{port}>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        ).encode()
+        s.settimeout(timeout)
+        s.sendto(msg, (host, port))
+        try:
+            return s.recv(65535)
+        except OSError:
+            return None
+
+
+@dataclass
+class HotlineProcess:
+    """A ``hotline serve`` subprocess."""
+
+    config: Path
+    data_dir: Path
+    sip_port: int
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=Path)
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.log_path = self.data_dir / "hotline.log"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "wb")  # noqa: SIM115 — closed with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "hotline", "serve", "--config", str(self.config),
+             "--grace", "3"],
+            cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"hotline exited early:\n{self.log()}")
+            if sip_options("127.0.0.1", self.sip_port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"hotline did not answer OPTIONS within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-20000:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def write_site(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def sipp_bin() -> str:
+    exe = shutil.which("sipp")
+    if exe is None:
+        raise RuntimeError("sipp is not installed: run `make test` (installs Debian sip-tester)")
+    return exe
+
+
+@dataclass
+class SippResult:
+    returncode: int
+    stdout: str
+    stats: dict[str, int]
+
+
+def parse_sipp_stats(text: str) -> dict[str, int]:
+    """Read 'Successful call' / 'Failed call' counters from sipp's final screen."""
+    out: dict[str, int] = {}
+    for name in ("Successful call", "Failed call"):
+        m = re.findall(rf"{name}\s*\|\s*(\d+)\s*\|\s*(\d+)", text)
+        if m:
+            out[name] = int(m[-1][1])
+    return out
+
+
+def run_sipp(args: list[str], cwd: Path, timeout: float) -> SippResult:
+    """Run sipp in the foreground until it exits (bounded by ``timeout``)."""
+    cmd = [sipp_bin(), *args, "-nostdin", "-trace_screen", "-trace_err"]
+    proc = subprocess.run(cmd, cwd=str(cwd), capture_output=True, timeout=timeout)
+    screens = sorted(cwd.glob("*_screen.log"))
+    text = proc.stdout.decode(errors="replace")
+    if screens:
+        text += screens[-1].read_text(errors="replace")
+    return SippResult(proc.returncode, text, parse_sipp_stats(text))
+
+
+def start_sipp(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a long-running sipp (e.g. a uas) in the background."""
+    cmd = [sipp_bin(), *args, "-nostdin", "-trace_screen", "-trace_err"]
+    return subprocess.Popen(cmd, cwd=str(cwd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+class Baresip:
+    """A headless baresip driven through its ctrl_tcp module (netstring JSON).
+
+    Audio: the source plays ``source_wav`` (aufile), the player is a dead-end
+    aubridge, and the sndfile filter dumps what is sent and received as WAV files
+    into ``workdir`` (``dump-*-enc.wav`` = sent, ``dump-*-dec.wav`` = received).
+    """
+
+    def __init__(self, workdir: Path, account: str, source_wav: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.sip_port = free_port()
+        self.ctrl_port = free_port(kind=socket.SOCK_STREAM)
+        while self.ctrl_port in (self.sip_port, self.sip_port + 1):
+            self.ctrl_port = free_port(kind=socket.SOCK_STREAM)
+        (workdir / "config").write_text(
+            "poll_method epoll\n"
+            "net_interface 127.0.0.1\n"
+            f"sip_listen 127.0.0.1:{self.sip_port}\n"
+            "audio_player aubridge,nil\n"
+            f"audio_source aufile,{source_wav}\n"
+            "audio_alert aubridge,nil\n"
+            "module_path /usr/lib/baresip/modules\n"
+            "module g711.so\nmodule aufile.so\nmodule aubridge.so\nmodule sndfile.so\n"
+            "module_app account.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n"
+            f"ctrl_tcp_listen 127.0.0.1:{self.ctrl_port}\n"
+            f"snd_path {workdir}\n"
+        )
+        (workdir / "accounts").write_text(account + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.sock: socket.socket | None = None
+        self._buf = b""
+        self.events: list[dict[str, object]] = []
+        self.log_path = workdir / "baresip.log"
+
+    def start(self, timeout: float = 10.0) -> None:
+        exe = shutil.which("baresip")
+        if exe is None:
+            raise RuntimeError("baresip is not installed: run `make test` (installs it)")
+        log = open(self.log_path, "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([exe, "-f", str(self.workdir)], stdout=log,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.sock = socket.create_connection(("127.0.0.1", self.ctrl_port), 0.5)
+                self.sock.settimeout(0.2)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise RuntimeError(f"baresip did not start:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def command(self, command: str, params: str = "") -> None:
+        import json
+
+        assert self.sock is not None
+        body = json.dumps({"command": command, "params": params, "token": "t"}).encode()
+        self.sock.sendall(str(len(body)).encode() + b":" + body + b",")
+
+    def _read(self) -> None:
+        import json
+
+        assert self.sock is not None
+        try:
+            chunk = self.sock.recv(65536)
+        except (TimeoutError, BlockingIOError):
+            return
+        except OSError:
+            return
+        self._buf += chunk
+        while True:
+            colon = self._buf.find(b":")
+            if colon < 0:
+                return
+            n = int(self._buf[:colon])
+            if len(self._buf) < colon + 1 + n + 1:
+                return
+            body = self._buf[colon + 1 : colon + 1 + n]
+            self._buf = self._buf[colon + 2 + n :]
+            try:
+                self.events.append(json.loads(body))
+            except ValueError:
+                pass
+
+    def wait_event(self, predicate, timeout: float = 10.0) -> dict[str, object]:  # type: ignore[no-untyped-def]
+        """Wait for an event (``{"event": true, "type": "CALL_ESTABLISHED", ...}``)."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while time.monotonic() < deadline:
+            self._read()
+            while seen < len(self.events):
+                ev = self.events[seen]
+                seen += 1
+                if predicate(ev):
+                    return ev
+        types = [e.get("type") for e in self.events]
+        raise TimeoutError(f"no matching baresip event in {timeout}s; saw {types}\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.sock is not None:
+            try:
+                self.command("quit")
+            except OSError:
+                pass
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def wait_log(self, pattern: str, timeout: float = 10.0) -> str:
+        """Wait until baresip's console output matches ``pattern`` (a regex)."""
+        rx = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log()
+            m = rx.search(text)
+            if m:
+                return m.group(0)
+            time.sleep(0.1)
+        raise TimeoutError(f"baresip output never matched {pattern!r}:\n{self.log()}")

@@ -1,0 +1,57 @@
+"""baresip as a SIP phone: digest registration, a call to echo, a clean BYE."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .peers import Baresip, HotlineProcess
+
+pytestmark = pytest.mark.e2e
+
+
+def _tone(path: Path) -> Path:
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(path),
+                    "synth", "4", "sine", "1000", "vol", "0.5"], check=True, timeout=30)
+    return path
+
+
+def test_register_with_digest_and_call_echo(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    server = hotline_factory()
+    account = (f"<sip:1001@127.0.0.1:{server.sip_port};transport=udp>"
+               ";auth_pass=pw-1001-secret;regint=300;audio_codecs=PCMU,PCMA")
+    phone = Baresip(tmp_path / "phone", account, _tone(tmp_path / "tone.wav"))
+    phone.start()
+    try:
+        # Registration runs at start-up, before ctrl_tcp is connected: read the console.
+        phone.wait_log(r"1001@127\.0\.0\.1: \{0/UDP/v4\} 200 OK", timeout=10)
+        phone.command("dial", f"sip:*43@127.0.0.1:{server.sip_port}")
+        phone.wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED", timeout=10)
+        phone.command("hangup")
+        closed = phone.wait_event(lambda e: e.get("type") == "CALL_CLOSED", timeout=10)
+        # A clean end: baresip's BYE got its 200 (no "timeout"/error in the reason).
+        assert "error" not in str(closed.get("param", "")).lower(), closed
+    finally:
+        phone.stop()
+    log = server.log()
+    assert "call_end" in log, log[-3000:]
+
+
+def test_wrong_password_fails_registration(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    server = hotline_factory()
+    account = (f"<sip:1001@127.0.0.1:{server.sip_port};transport=udp>"
+               ";auth_pass=not-the-password;regint=300")
+    phone = Baresip(tmp_path / "phone", account, _tone(tmp_path / "tone.wav"))
+    phone.start()
+    try:
+        phone.wait_log(r"Register: 403 Forbidden|: 403 Forbidden", timeout=10)
+        assert "200 OK" not in phone.log()
+    finally:
+        phone.stop()
