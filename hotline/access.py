@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import logging
 from dataclasses import dataclass
 
 from sip.auth import DigestServer, ha1
@@ -24,6 +25,8 @@ from sip.message import SipRequest
 from sip.security import AuthFailureTracker
 
 from .config import SiteConfig, TrunkConfig
+
+logger = logging.getLogger("hotline.security")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,13 @@ class AccessControl:
         if result.stale:
             return Identity(challenge=self._digest.challenge(
                 now, stale=True, algorithms=self._config.sip.digest_algorithms))
-        self._tracker.record_failure(source_ip, now)
+        banned = self._tracker.record_failure(source_ip, now)
+        logger.warning("auth_failed", extra={
+            "source": source_ip, "method": request.method, "reason": result.reason.value
+            if result.reason else "", "user": result.username or ""})
+        if banned:
+            logger.warning("source_banned", extra={
+                "source": source_ip, "seconds": self._config.sip.ban_seconds})
         return Identity(forbidden=True)
 
     def challenge(self, now: float) -> list[str]:
