@@ -1,10 +1,36 @@
 """SIP messages: parse bytes into requests/responses and serialise them back (RFC 3261 §7, §25).
 
-The parser is the hottest Python in the control plane, so it does the least work
-that still lets the transaction layer route and reject: the start line, the header
-block (compact forms expanded, folding unfolded), Content-Length framing and the
-presence of the mandatory headers. Structured values (Via, From/To, CSeq, Contact)
-are parsed on first access and cached.
+The parser is the hottest Python in the control plane, so it does the least work that
+still lets the transaction layer route and reject, and defers the rest to cached
+properties. Where each RFC 3261/RFC 4475 rule is enforced:
+
+Eagerly, in :meth:`SipMessage.parse` (a message that passes is framed and routable):
+
+* size cap (``MAX_MESSAGE_SIZE`` → :class:`MessageTooLarge`, 513);
+* start line: exactly ``METHOD SP Request-URI SP SIP/2.0`` (one SP each, no LWS in or
+  ``<>`` around the URI, nothing after the version: RFC 4475 lwsstart, lwsruri,
+  ltgtruri, trws), or ``SIP/2.0 SP 3DIGIT SP reason`` with 100-699 (bigcode); another
+  SIP version → status_hint 505 (badvers); whitespace before the start line;
+* header block: CRLF line ends (a bare CR or LF inside is an error, it is how requests
+  get smuggled), token header names, folding (unfolded to one SP), compact forms;
+* Content-Length: ASCII digits only, never negative (ncl), not larger than the body
+  (clerr), all copies equal (mcl01), mandatory with ``stream=True`` (RFC 3261 §18.3);
+  octets past it in a datagram are dropped (dblreq);
+* mandatory headers present and single (insuf, multi01), CSeq ``1*DIGIT SP method``
+  below 2**31 (scalar02/scalarlg) whose method matches the request's (mismatch01/02),
+  non-empty Call-ID without whitespace, Max-Forwards 0-255 (scalar02).
+
+Lazily, on first access, cached (raising :class:`MalformedMessage` then):
+
+* ``.vias`` (empty params: badinv01), ``.from_``/``.to`` (quotbal, badaspec, baddn),
+  ``.contacts`` (regbadct), ``.uri`` (URI headers in a Request-URI: escruri),
+  ``.expires`` (0 to 2**32-1), ``.date`` (RFC 1123 in GMT: baddate).
+
+The transaction layer reads ``.vias``/``.cseq``/``.from_``/``.to`` on every request, so
+those checks run for every message that gets past the transport; :meth:`validate` runs
+every lazy check at once. Semantic rejections (unknown URI scheme → 416, Require → 420,
+Max-Forwards 0 → 483, unknown Content-Type → 415) belong to the TU, which finds what
+it needs here.
 
 Headers are kept in a dict keyed by the lower-case canonical name, each holding the
 list of raw values in order of appearance (one entry per header line). Serialisation
@@ -14,15 +40,17 @@ expanded, folding removed) that is equivalent per RFC 3261 §7.3.1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Self
 
 from .exceptions import MalformedMessage, MessageTooLarge
-from .uri import NameAddr, SipUri, Via, split_quoted
+from .uri import NameAddr, SipUri, Via, is_digits, split_quoted
 
 MAX_MESSAGE_SIZE = 65535
 SIP_VERSION = "SIP/2.0"
 
+# fmt: off
 # RFC 3261 §7.3.3 and later RFCs' compact forms.
 COMPACT = {
     "i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
@@ -77,14 +105,39 @@ REASONS = {
     513: "Message Too Large", 600: "Busy Everywhere", 603: "Decline",
     604: "Does Not Exist Anywhere", 606: "Not Acceptable",
 }
+# fmt: on
 
 _TOKEN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*:")
+# RFC 3261 §25.1 rfc1123-date, which must be in GMT.
+_DATE_RE = re.compile(
+    r"(Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"\d{4} \d{2}:\d{2}:\d{2} GMT"
+)
+MAX_EXPIRES = 2**32 - 1
+# Raw header name (as written on the wire) -> (key, name to write), for names already
+# validated; bounded so that garbage names cannot grow it.
+_NAME_KEYS: dict[str, tuple[str, str]] = {}
+_NAME_KEYS_MAX = 2048
 
 
 def canonical_name(name: str) -> str:
     """The lower-case canonical key of a header name (compact forms expanded)."""
     low = name.lower()
     return COMPACT.get(low, low)
+
+
+def _header_key(raw_name: str) -> tuple[str, str]:
+    """Validate a header name as written on the wire; return (key, name to write), cached."""
+    name = raw_name.rstrip(" \t")
+    if not name or not _TOKEN.issuperset(name):
+        raise MalformedMessage(f"bad header name {name[:40]!r}")
+    low = name.lower()
+    key = COMPACT.get(low, low) if len(low) == 1 else low
+    entry = (key, CANONICAL.get(key) or name)
+    if len(_NAME_KEYS) < _NAME_KEYS_MAX:
+        _NAME_KEYS[raw_name] = entry
+    return entry
 
 
 class SipMessage:
@@ -107,33 +160,48 @@ class SipMessage:
 
         :param data: the datagram, or exactly one framed message from a stream.
         :param stream: True on TCP/TLS/WS, where Content-Length is mandatory (§18.3).
+        :raises MessageTooLarge: above ``MAX_MESSAGE_SIZE`` octets (status_hint 513).
         :raises MalformedMessage: with a text that says what is wrong.
         """
-        if not isinstance(data, bytes):
+        if type(data) is not bytes:
             data = bytes(data)
         if len(data) > MAX_MESSAGE_SIZE:
             raise MessageTooLarge(f"message of {len(data)} bytes exceeds {MAX_MESSAGE_SIZE}")
         # RFC 3261 §7.5: implementations should ignore CRLFs before the start line.
-        data = data.lstrip(b"\r\n")
+        if data[:1] in b"\r\n":
+            data = data.lstrip(b"\r\n")
+            if not data:
+                raise MalformedMessage("empty message")
         end = data.find(b"\r\n\r\n")
         if end >= 0:
-            head_b = data[:end]
+            head = data[:end].decode("utf-8", "surrogateescape")
             body = data[end + 4 :]
+            lines = head.split("\r\n")
+            if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:
+                raise MalformedMessage("bare CR or LF inside the header block")
         else:
+            # Lenient: LF-only line ends, or no empty line at all after the headers.
             end = data.find(b"\n\n")
-            if end < 0:
-                if not data.endswith(b"\r\n") and not data.endswith(b"\n"):
-                    raise MalformedMessage("no empty line after the header block")
+            if end >= 0:
+                head_b = data[:end]
+                body = data[end + 2 :]
+            elif data.endswith(b"\n"):
                 head_b = data.rstrip(b"\r\n")
                 body = b""
             else:
-                head_b = data[:end]
-                body = data[end + 2 :]
-        head = head_b.decode("utf-8", "surrogateescape")
-        lines = head.split("\r\n") if "\r\n" in head else head.split("\n")
+                raise MalformedMessage("no empty line after the header block")
+            head = head_b.decode("utf-8", "surrogateescape")
+            if "\r\n" in head:
+                lines = head.split("\r\n")
+                if head.count("\n") != len(lines) - 1 or head.count("\r") != len(lines) - 1:
+                    raise MalformedMessage("bare CR or LF inside the header block")
+            elif "\r" in head:
+                raise MalformedMessage("bare CR or LF inside the header block")
+            else:
+                lines = head.split("\n")
         start = lines[0]
         msg: SipMessage
-        if start.startswith(SIP_VERSION + " "):
+        if start.startswith("SIP/"):
             msg = SipResponse._from_start_line(start)
         else:
             msg = SipRequest._from_start_line(start)
@@ -145,34 +213,36 @@ class SipMessage:
     def _parse_headers(self, lines: list[str]) -> None:
         headers = self._headers
         names = self._names
-        prev: str | None = None
-        for line in lines[1:]:
+        name_keys = _NAME_KEYS
+        prev: list[str] | None = None
+        it = iter(lines)
+        next(it)
+        for line in it:
+            raw_name, colon, value = line.partition(":")
+            entry = name_keys.get(raw_name) if colon else None
+            if entry is None and colon and raw_name and raw_name[0] not in " \t":
+                entry = _header_key(raw_name)
+            if entry is not None:
+                key = entry[0]
+                lst = headers.get(key)
+                if lst is None:
+                    prev = headers[key] = [value.strip()]
+                    names[key] = entry[1]
+                else:
+                    lst.append(value.strip())
+                    prev = lst
+                continue
             if not line:
                 raise MalformedMessage("empty line inside the header block")
-            c0 = line[0]
-            if c0 == " " or c0 == "\t":
-                # RFC 3261 §7.3.1: folded continuation line = one SP.
+            if line[0] == " " or line[0] == "\t":
+                # RFC 3261 §7.3.1: a folded continuation line is one SP.
                 if prev is None:
                     raise MalformedMessage("continuation line before any header")
-                vals = headers[prev]
-                vals[-1] = vals[-1] + " " + line.strip()
+                last = prev[-1]
+                cont = line.strip()
+                prev[-1] = last + " " + cont if last and cont else last or cont
                 continue
-            colon = line.find(":")
-            if colon <= 0:
-                raise MalformedMessage(f"header line without a colon: {line[:60]!r}")
-            raw_name = line[:colon].rstrip()
-            low = raw_name.lower()
-            key = COMPACT.get(low, low) if len(low) == 1 else low
-            if not _TOKEN.issuperset(raw_name):
-                raise MalformedMessage(f"bad header name {raw_name[:40]!r}")
-            value = line[colon + 1 :].strip()
-            lst = headers.get(key)
-            if lst is None:
-                headers[key] = [value]
-                names[key] = CANONICAL.get(key, raw_name)
-            else:
-                lst.append(value)
-            prev = key
+            raise MalformedMessage(f"header line without a colon: {line[:60]!r}")
 
     def _frame_body(self, body: bytes, stream: bool) -> None:
         cl = self._headers.get("content-length")
@@ -181,34 +251,47 @@ class SipMessage:
                 raise MalformedMessage("Content-Length is mandatory on stream transports")
             self.body = body
             return
+        text = cl[0]
         if len(cl) > 1 and len(set(cl)) > 1:
             raise MalformedMessage("conflicting Content-Length headers")
-        text = cl[0]
-        if not text.isdigit():
-            raise MalformedMessage(f"bad Content-Length {text!r}")
+        if not is_digits(text) or len(text) > 10:
+            raise MalformedMessage(f"bad Content-Length {text[:40]!r}")
         n = int(text)
         if n > len(body):
             raise MalformedMessage(
                 f"Content-Length {n} is larger than the {len(body)} bytes of body received"
             )
         # RFC 3261 §18.3: octets past Content-Length in a datagram are discarded.
-        self.body = body[:n]
+        self.body = body if n == len(body) else body[:n]
 
     def _check_mandatory(self) -> None:
         h = self._headers
-        for key in MANDATORY_REQUEST:
-            if key not in h:
-                raise MalformedMessage(f"missing mandatory header {CANONICAL[key]}")
-        for key in ("call-id", "cseq", "from", "to"):
-            if len(h[key]) != 1:
-                raise MalformedMessage(f"more than one {CANONICAL[key]} header")
-        seq, method = self.cseq
+        try:
+            call_id = h["call-id"]
+            cseq = h["cseq"]
+            from_ = h["from"]
+            to = h["to"]
+            h["via"]
+        except KeyError:
+            for key in MANDATORY_REQUEST:
+                if key not in h:
+                    raise MalformedMessage(f"missing mandatory header {CANONICAL[key]}") from None
+            raise
+        if len(call_id) != 1 or len(cseq) != 1 or len(from_) != 1 or len(to) != 1:
+            for key in ("call-id", "cseq", "from", "to"):
+                if len(h[key]) != 1:
+                    raise MalformedMessage(f"more than one {CANONICAL[key]} header")
+        cid = call_id[0]
+        if not cid or " " in cid or "\t" in cid:
+            raise MalformedMessage(f"bad Call-ID {cid[:60]!r}")
+        method = self.cseq[1]
         if isinstance(self, SipRequest) and method != self.method:
             raise MalformedMessage(
                 f"CSeq method {method} does not match the request method {self.method}"
             )
-        if not h["call-id"][0]:
-            raise MalformedMessage("empty Call-ID")
+        mf = h.get("max-forwards")
+        if mf is not None:
+            self.max_forwards  # noqa: B018 - validates (RFC 3261 §20.22: 0-255)
 
     # -- header access -----------------------------------------------------------
     def get(self, name: str) -> str | None:
@@ -294,12 +377,12 @@ class SipMessage:
         if c is None:
             text = self._headers["cseq"][0]
             parts = text.split()
-            if len(parts) != 2 or not parts[0].isdigit() or len(parts[0]) > 10:
-                raise MalformedMessage(f"bad CSeq {text!r}")
-            num = int(parts[0])
+            if len(parts) != 2 or not is_digits(parts[0]):
+                raise MalformedMessage(f"bad CSeq {text[:60]!r}")
             # RFC 3261 §8.1.1.5: the sequence number must be below 2**31.
+            num = int(parts[0]) if len(parts[0]) <= 10 else 2**31
             if num >= 2**31:
-                raise MalformedMessage(f"CSeq number {num} is not below 2**31")
+                raise MalformedMessage(f"CSeq number {parts[0][:40]} is not below 2**31")
             if not _TOKEN.issuperset(parts[1]):
                 raise MalformedMessage(f"bad CSeq method {parts[1]!r}")
             c = (num, parts[1])
@@ -312,6 +395,8 @@ class SipMessage:
         v = self._cache.get("vias")
         if v is None:
             v = [Via.parse(x) for x in self.get_all("via")]
+            if not v:
+                raise MalformedMessage("empty Via header")
             self._cache["vias"] = v
         return v  # type: ignore[return-value]
 
@@ -362,6 +447,53 @@ class SipMessage:
         """The media type of the body, lower-cased, without parameters."""
         ct = self.get("content-type")
         return ct.split(";", 1)[0].strip().lower() if ct else None
+
+    @property
+    def max_forwards(self) -> int | None:
+        """Max-Forwards (RFC 3261 §20.22: 0-255), None if absent."""
+        vals = self._headers.get("max-forwards")
+        if vals is None:
+            return None
+        if len(vals) != 1:
+            raise MalformedMessage("more than one Max-Forwards header")
+        text = vals[0]
+        if not is_digits(text) or len(text) > 10 or int(text) > 255:
+            raise MalformedMessage(f"bad Max-Forwards {text[:40]!r}: not in 0-255")
+        return int(text)
+
+    @property
+    def expires(self) -> int | None:
+        """The Expires header in seconds (RFC 3261 §20.19: 0 to 2**32-1), None if absent."""
+        text = self.get("expires")
+        if text is None:
+            return None
+        if not is_digits(text) or len(text) > 10 or int(text) > MAX_EXPIRES:
+            raise MalformedMessage(f"bad Expires {text[:40]!r}: not in 0-{MAX_EXPIRES}")
+        return int(text)
+
+    @property
+    def date(self) -> str | None:
+        """The Date header, checked to be an RFC 1123 date in GMT (RFC 3261 §20.17)."""
+        text = self.get("date")
+        if text is None:
+            return None
+        if _DATE_RE.fullmatch(text) is None:
+            raise MalformedMessage(f"bad Date {text[:60]!r}: must be an RFC 1123 date in GMT")
+        return text
+
+    def validate(self) -> None:
+        """Run every lazy check now (Via, From, To, Contact, Request-URI, Expires, Date).
+
+        :raises MalformedMessage: at the first violation.
+        """
+        self.vias  # noqa: B018
+        self.from_  # noqa: B018
+        self.to  # noqa: B018
+        self.contacts  # noqa: B018
+        self.expires  # noqa: B018
+        self.date  # noqa: B018
+        if isinstance(self, SipRequest):
+            self.uri  # noqa: B018
 
     # -- serialisation -----------------------------------------------------------
     def _start_line(self) -> str:
@@ -418,16 +550,22 @@ class SipRequest(SipMessage):
     @classmethod
     def _from_start_line(cls, line: str) -> SipRequest:
         parts = line.split(" ")
-        if len(parts) != 3:
+        if len(parts) != 3 or not parts[0] or not parts[1]:
+            if line[:1] in (" ", "\t"):
+                raise MalformedMessage("whitespace before the start line")
             raise MalformedMessage(f"bad request line {line[:80]!r}")
         method, uri, version = parts
-        if not method or not _TOKEN.issuperset(method):
-            raise MalformedMessage(f"bad method {method[:40]!r}")
         if version != SIP_VERSION:
-            if version.upper().startswith("SIP/"):
+            up = version.upper()
+            if up == SIP_VERSION:
+                pass
+            elif up.startswith("SIP/") and len(up) > 4:
                 raise MalformedMessage(f"unsupported SIP version {version!r}", status_hint=505)
-            raise MalformedMessage(f"bad request line {line[:80]!r}")
-        if not uri or uri[0] == "<" or ":" not in uri:
+            else:
+                raise MalformedMessage(f"bad request line {line[:80]!r}")
+        if not _TOKEN.issuperset(method):
+            raise MalformedMessage(f"bad method {method[:40]!r}")
+        if _SCHEME_RE.match(uri) is None or "\t" in uri:
             raise MalformedMessage(f"bad Request-URI {uri[:80]!r}")
         req = object.__new__(cls)
         req._headers = {}
@@ -441,9 +579,17 @@ class SipRequest(SipMessage):
 
     @property
     def uri(self) -> SipUri:
-        """The Request-URI, parsed on first access."""
+        """The Request-URI, parsed on first access.
+
+        Schemes other than sip/sips/tel come back opaque; the TU answers 416 for them.
+        """
         if self._uri is None:
-            self._uri = SipUri.parse(self.uri_text)
+            uri = SipUri.parse(self.uri_text)
+            # RFC 3261 §19.1.1 table 1: headers are not allowed in a Request-URI
+            # (RFC 4475 escruri).
+            if uri.headers is not None:
+                raise MalformedMessage(f"headers in the Request-URI {self.uri_text[:80]!r}")
+            self._uri = uri
         return self._uri
 
     @uri.setter
@@ -485,8 +631,13 @@ class SipResponse(SipMessage):
     @classmethod
     def _from_start_line(cls, line: str) -> SipResponse:
         parts = line.split(" ", 2)
+        if parts[0] != SIP_VERSION:
+            if parts[0].upper() != SIP_VERSION:
+                raise MalformedMessage(
+                    f"unsupported SIP version {parts[0][:20]!r}", status_hint=505
+                )
         code = parts[1] if len(parts) > 1 else ""
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
+        if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
             raise MalformedMessage(f"bad status line {line[:80]!r}")
         resp = object.__new__(cls)
         resp._headers = {}
@@ -527,6 +678,8 @@ def make_response(
 
     Via, From, Call-ID and CSeq are copied; To is copied and gets ``to_tag`` if it has
     none and the status is above 100; Record-Route is copied for 1xx/2xx (§12.1.1).
+    Only the raw header values are used, so this works on a request whose From, To or
+    Via failed to parse (to answer it 400).
 
     :param request: the request being answered.
     :param status: the status code.
@@ -542,8 +695,15 @@ def make_response(
     resp._headers["from"] = list(h["from"])
     resp._names["from"] = "From"
     to = h["to"][0]
-    if to_tag is not None and status > 100 and request.to_tag is None:
-        to = f"{to};tag={to_tag}"
+    if to_tag is not None and status > 100:
+        try:
+            has_tag = request.to_tag is not None
+        except MalformedMessage:
+            # Answering (typically 400) a request whose To cannot be parsed: no dialog
+            # can come of it, so echo the To as received instead of raising again.
+            has_tag = True
+        if not has_tag:
+            to = f"{to};tag={to_tag}"
     resp._headers["to"] = [to]
     resp._names["to"] = "To"
     resp._headers["call-id"] = list(h["call-id"])
