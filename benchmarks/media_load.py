@@ -1,0 +1,197 @@
+"""Media worker load: N bridged G.711 calls (2N RTP streams) with recording and in-band
+DTMF detection on every leg, driven by a separate load-generator process.
+
+    .venv/bin/python benchmarks/media_load.py [--calls 50,200,500] [--seconds 6] [--workers 2]
+
+The generator (this file with ``--generator``) owns 2N UDP sockets in one
+:class:`cext.net.NetIO`; every 20 ms it stamps each pre-built packet (sequence number,
+timestamp, and the send time as a float64 in the first payload bytes) with numpy and
+sends all of them in one ``NetIO.send`` call, then receives with ``NetIO.poll`` until the
+next tick. Added latency = arrival time - embedded send time of the packets coming back
+through the bridge (same clock: both processes read CLOCK_MONOTONIC). Server CPU is
+utime+stime of the worker processes from /proc over the measured window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+BUDGET_US = 600.0  # per channel-second: 3000 channels on 2 cores
+
+
+def generator(cfg_path: str) -> None:
+    import socket
+
+    from cext.net import NetIO, RecvBatch, ip_to_be, monotonic_ms
+
+    cfg = json.load(open(cfg_path))
+    ports: list[int] = cfg["ports"]
+    seconds: float = cfg["seconds"]
+    warmup: float = cfg["warmup"]
+    n = len(ports)
+    net = NetIO(n)
+    socks = []
+    for i, port in enumerate(ports):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        socks.append(s)
+        net.add(i, s.fileno())
+        net.set_remote(i, ip_to_be("127.0.0.1"), port)
+    net.send_enabled[:] = 1
+    pkts = np.zeros((n, 172), np.uint8)
+    pkts[:, 0] = 0x80
+    pkts[:, 1] = 0
+    pkts[:, 20:] = 0xFF  # µ-law silence after the stamp
+    ssrc = np.arange(1, n + 1, dtype=np.uint32).byteswap()
+    pkts[:, 8:12] = ssrc.view(np.uint8).reshape(n, 4)
+    lengths = np.full(n, 172, np.int32)
+    slots = np.arange(n, dtype=np.int32)
+    rb = RecvBatch(max(1024, 4 * n), 256)
+    lat: list[np.ndarray] = []
+    sent = received = 0
+    seq = 0
+    t0 = monotonic_ms() + 50
+    deadline = t0
+    end = t0 + (warmup + seconds) * 1000
+    measuring = False
+    print("ready", flush=True)
+    while deadline < end + 200:
+        stop_sending = deadline >= end
+        if not stop_sending:
+            measuring = deadline >= t0 + warmup * 1000
+            pkts[:, 2] = (seq >> 8) & 0xFF
+            pkts[:, 3] = seq & 0xFF
+            ts = np.uint32(seq * 160)
+            pkts[:, 4:8] = np.frombuffer(np.array([ts], ">u4").tobytes(), np.uint8)
+            now = monotonic_ms()
+            pkts[:, 12:20] = np.frombuffer(np.array([now], "<f8").tobytes(), np.uint8)
+            pkts[:, 20] = 1 if measuring else 0  # flag: counted packet
+            net.send(pkts, lengths, slots, n)
+            if measuring:
+                sent += n
+            seq += 1
+        deadline += 20.0
+        while True:
+            k = rb.poll(net, deadline)
+            if k:
+                body = rb.packets[:k, 12:21]
+                flag = body[:, 8] == 1
+                stamp = np.ascontiguousarray(body[:, :8]).view("<f8").reshape(-1)
+                if flag.any():
+                    lat.append(rb.arrival_ms[:k][flag] - stamp[flag])
+                    received += int(flag.sum())
+            if monotonic_ms() >= deadline:
+                break
+    allat = np.concatenate(lat) if lat else np.zeros(1)
+    print(json.dumps({"sent": sent, "received": received,
+                      "p50": float(np.percentile(allat, 50)),
+                      "p99": float(np.percentile(allat, 99)),
+                      "max": float(allat.max())}), flush=True)
+
+
+def proc_cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def run_n(n_calls: int, seconds: float, workers: int, tmp: str,
+                record: bool, dtmf: bool) -> dict[str, float]:
+    from media.client import MediaPool
+
+    pool = MediaPool(workers, (40000, 40000 + 8 * max(n_calls, 50) * workers + 99), tmp,
+                     rtp_ip="127.0.0.1", data_dir=tmp)
+    await pool.start()
+    try:
+        ports = []
+        recs = []
+        for c in range(n_calls):
+            key = f"call{c}"
+            a = await pool.create_endpoint(key, dtmf_inband=dtmf, jitter_min_ms=20)
+            b = await pool.create_endpoint(key, dtmf_inband=dtmf, jitter_min_ms=20)
+            await pool.set_room(key, [a, b])
+            if record:
+                recs.append(await pool.record(os.path.join(tmp, f"{key}.wav"), [a], [b]))
+            ports += [a.local_port, b.local_port]
+        cfg = os.path.join(tmp, "gen.json")
+        warmup = 1.0
+        json.dump({"ports": ports, "seconds": seconds, "warmup": warmup}, open(cfg, "w"))
+        gen = subprocess.Popen([sys.executable, __file__, "--generator", cfg],
+                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert gen.stdout is not None
+        gen.stdout.readline()
+        pids = [p for p in pool.worker_pids() if p]
+        await asyncio.sleep(warmup + 0.05)
+        c0 = sum(proc_cpu_s(p) for p in pids)
+        w0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        c1 = sum(proc_cpu_s(p) for p in pids)
+        wall = time.monotonic() - w0
+        out = await asyncio.get_running_loop().run_in_executor(None, gen.stdout.read)
+        gen.wait(timeout=30)
+        res = json.loads(out.strip().splitlines()[-1])
+        st = [await pool.stats(worker=i) for i in range(workers)]
+        for r in recs:
+            await pool.record_stop(r)
+    finally:
+        await pool.close()
+    channels = 2 * n_calls
+    cpu_us = (c1 - c0) * 1e6
+    pkts = channels * 50 * wall * 2  # in + out
+    return {
+        "calls": n_calls, "channels": channels, "cpu_pct": 100 * (c1 - c0) / wall,
+        "us_per_pkt": cpu_us / pkts, "us_per_chan_s": cpu_us / (channels * wall),
+        "lost": res["sent"] - res["received"], "sent": res["sent"],
+        "p50": res["p50"], "p99": res["p99"],
+        "late_ticks": sum(s["late_ticks"] for s in st),
+        "max_busy_ms": max(s["max_busy_ms"] for s in st),
+        "avg_busy_ms": max(s["avg_busy_ms"] for s in st),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--calls", default="50,200,500")
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--no-record", action="store_true")
+    ap.add_argument("--no-dtmf", action="store_true")
+    ap.add_argument("--generator")
+    args = ap.parse_args()
+    if args.generator:
+        generator(args.generator)
+        return
+    print(f"{'calls':>6} {'chans':>6} {'cpu%':>6} {'us/pkt':>7} {'us/ch-s':>8} {'lost':>6} "
+          f"{'p50 ms':>7} {'p99 ms':>7} {'late':>5} {'tick avg/max ms':>16} {'max chans':>13}")
+    best = 0
+    for n in (int(x) for x in args.calls.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            r = asyncio.run(run_n(n, args.seconds, args.workers, tmp,
+                                  not args.no_record, not args.no_dtmf))
+        cap = int(os.cpu_count() or 1) * 1e6 / max(r["us_per_chan_s"], 1e-9)
+        print(f"{r['calls']:>6} {r['channels']:>6} {r['cpu_pct']:>6.1f} {r['us_per_pkt']:>7.2f} "
+              f"{r['us_per_chan_s']:>8.1f} {r['lost']:>6} {r['p50']:>7.3f} {r['p99']:>7.3f} "
+              f"{r['late_ticks']:>5} {r['avg_busy_ms']:>7.2f}/{r['max_busy_ms']:<8.2f} "
+              f"{cap:>13.0f}", flush=True)
+        if r["lost"] == 0:
+            best = max(best, n)
+    print(f"largest N with 0 loss: {best} calls ({2 * best} channels); "
+          f"budget {BUDGET_US:.0f} us/channel-second = 3000 channels on 2 cores")
+
+
+if __name__ == "__main__":
+    main()

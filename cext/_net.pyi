@@ -1,0 +1,40 @@
+"""Type stubs for cext._net (epoll + recvmmsg/sendmmsg batch UDP I/O)."""
+
+from typing import Any
+
+def monotonic_ms() -> float: ...
+
+class NetIO:
+    capacity: int
+    fds: Any
+    remote_ip: Any
+    remote_port: Any
+    latch: Any
+    send_enabled: Any
+    relay_to: Any
+    audio_pt: Any
+    out_pt: Any
+    out_ssrc: Any
+    out_seq: Any
+    out_ts: Any
+    relay_active: Any
+    rx_packets: Any
+    tx_packets: Any
+    relayed: Any
+    latched: Any
+    last_rx_ms: Any
+    def __init__(self, capacity: int) -> None: ...
+    def add(self, slot: int, fd: int) -> None: ...
+    def remove(self, slot: int) -> None: ...
+    def set_remote(self, slot: int, ip_be: int, port: int) -> None: ...
+    def poll(
+        self,
+        packets: Any,
+        lengths: Any,
+        slots: Any,
+        arrival_ms: Any,
+        src_ip: Any,
+        src_port: Any,
+        deadline_ms: float,
+    ) -> int: ...
+    def send(self, packets: Any, lengths: Any, slots: Any, count: int) -> int: ...

@@ -1,0 +1,377 @@
+# cython: boundscheck=False, wraparound=False
+"""Batch UDP socket I/O for the media worker: epoll + recvmmsg/sendmmsg, nogil.
+
+One :class:`NetIO` owns the RTP sockets of a worker as *slots* (slot = endpoint row).
+:meth:`NetIO.poll` sleeps in ``epoll_wait`` until an absolute deadline (the next 20 ms
+tick) and meanwhile drains every readable socket with ``recvmmsg`` into the rows of a
+preallocated 2-D buffer, recording per row the slot, the arrival time and the source
+address. While a packet is in C it also does the two per-packet jobs that must not wait
+for the tick:
+
+* symmetric RTP latching (RFC 4961, "comedia"): a slot with ``latch`` set sends to
+  wherever its peer's packets come from;
+* relaying: a slot with ``relay_to >= 0`` forwards audio packets of its ``audio_pt`` at
+  once from the target slot's socket to the target's remote address, rewriting PT, SSRC,
+  sequence number and timestamp into the target's outgoing stream (a same-codec
+  two-party bridge then adds microseconds, not a tick, of latency). The row is still
+  returned so that recording, DTMF detection and VAD see the audio.
+
+:meth:`NetIO.send` sends built rows, one ``sendmmsg`` per run of rows of the same slot.
+No Python object is created per packet.
+"""
+
+from libc.errno cimport EINTR, errno
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+
+cdef extern from "<time.h>" nogil:
+    ctypedef long time_t
+    cdef struct timespec:
+        time_t tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    int CLOCK_MONOTONIC
+
+
+cdef extern from "<sys/uio.h>" nogil:
+    cdef struct iovec:
+        void* iov_base
+        size_t iov_len
+
+
+cdef extern from "<netinet/in.h>" nogil:
+    ctypedef uint32_t in_addr_t
+    cdef struct in_addr:
+        in_addr_t s_addr
+    cdef struct sockaddr_in:
+        unsigned short sin_family
+        uint16_t sin_port
+        in_addr sin_addr
+    int AF_INET
+    uint16_t htons(uint16_t)
+    uint16_t ntohs(uint16_t)
+
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    cdef struct msghdr:
+        void* msg_name
+        socklen_t msg_namelen
+        iovec* msg_iov
+        size_t msg_iovlen
+        void* msg_control
+        size_t msg_controllen
+        int msg_flags
+    cdef struct mmsghdr:
+        msghdr msg_hdr
+        unsigned int msg_len
+    int recvmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags, timespec* timeout)
+    int sendmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags)
+    ssize_t sendto(int fd, const void* buf, size_t n, int flags, const void* addr,
+                   socklen_t alen)
+    int MSG_DONTWAIT
+
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef unsigned long long uint64_t
+    cdef union epoll_data_t:
+        void* ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    cdef struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event* ev)
+    int epoll_wait(int epfd, epoll_event* evs, int maxevents, int timeout)
+    int EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN, EPOLL_CLOEXEC
+
+
+cdef extern from "<unistd.h>" nogil:
+    int close(int fd)
+
+
+cdef double c_monotonic_ms() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6
+
+
+def monotonic_ms() -> float:
+    """CLOCK_MONOTONIC in milliseconds (the same clock as ``time.monotonic()``)."""
+    return c_monotonic_ms()
+
+
+cdef class NetIO:
+    """The UDP sockets of one worker, addressed by slot. See the module docstring."""
+
+    def __cinit__(self, Py_ssize_t capacity):
+        if capacity <= 0 or capacity > 1 << 20:
+            raise ValueError(f"NetIO capacity must be within 1..{1 << 20}, got {capacity}")
+        self.capacity = capacity
+        self._epfd = epoll_create1(EPOLL_CLOEXEC)
+        if self._epfd < 0:
+            raise OSError(errno, "epoll_create1 failed")
+        self.fds = np.full(capacity, -1, np.int32)
+        self.remote_ip = np.zeros(capacity, np.uint32)
+        self.remote_port = np.zeros(capacity, np.uint16)
+        self.latch = np.zeros(capacity, np.uint8)
+        self.send_enabled = np.zeros(capacity, np.uint8)
+        self.relay_to = np.full(capacity, -1, np.int32)
+        self.audio_pt = np.zeros(capacity, np.uint8)
+        self.out_pt = np.zeros(capacity, np.uint8)
+        self.out_ssrc = np.zeros(capacity, np.uint32)
+        self.out_seq = np.zeros(capacity, np.uint16)
+        self.out_ts = np.zeros(capacity, np.uint32)
+        self.relay_active = np.zeros(capacity, np.uint8)
+        self.rx_packets = np.zeros(capacity, np.int64)
+        self.tx_packets = np.zeros(capacity, np.int64)
+        self.relayed = np.zeros(capacity, np.int64)
+        self.latched = np.zeros(capacity, np.int64)
+        self.last_rx_ms = np.zeros(capacity, np.float64)
+        self._fds = self.fds
+        self._rip = self.remote_ip
+        self._rport = self.remote_port
+        self._latch = self.latch
+        self._send = self.send_enabled
+        self._relay = self.relay_to
+        self._apt = self.audio_pt
+        self._opt = self.out_pt
+        self._ossrc = self.out_ssrc
+        self._oseq = self.out_seq
+        self._ots = self.out_ts
+        self._tsoff = np.zeros(capacity, np.uint32)
+        self._ractive = self.relay_active
+        self._rx = self.rx_packets
+        self._tx = self.tx_packets
+        self._relayed = self.relayed
+        self._latched = self.latched
+        self._last_rx = self.last_rx_ms
+
+    def __dealloc__(self):
+        if self._epfd >= 0:
+            close(self._epfd)
+            self._epfd = -1
+
+    def _check_slot(self, Py_ssize_t slot):
+        if not 0 <= slot < self.capacity:
+            raise ValueError(f"slot {slot} outside 0..{self.capacity - 1}")
+
+    def add(self, Py_ssize_t slot, int fd) -> None:
+        """Register a non-blocking UDP socket ``fd`` as ``slot`` (the caller keeps the
+        socket object alive and closes it after :meth:`remove`)."""
+        cdef epoll_event ev
+        self._check_slot(slot)
+        if self._fds[slot] >= 0:
+            raise ValueError(f"slot {slot} is in use")
+        memset(&ev, 0, sizeof(ev))
+        ev.events = EPOLLIN
+        ev.data.u32 = <uint32_t>slot
+        if epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, "epoll_ctl(ADD) failed")
+        self._fds[slot] = fd
+        self._rip[slot] = 0
+        self._rport[slot] = 0
+        self._relay[slot] = -1
+        self._ractive[slot] = 0
+        self._rx[slot] = 0
+        self._tx[slot] = 0
+        self._relayed[slot] = 0
+        self._latched[slot] = 0
+        self._last_rx[slot] = 0.0
+
+    def remove(self, Py_ssize_t slot) -> None:
+        """Unregister ``slot`` and clear every relay that points at it."""
+        cdef Py_ssize_t i
+        cdef epoll_event ev
+        self._check_slot(slot)
+        if self._fds[slot] < 0:
+            return
+        epoll_ctl(self._epfd, EPOLL_CTL_DEL, self._fds[slot], &ev)
+        self._fds[slot] = -1
+        self._send[slot] = 0
+        self._relay[slot] = -1
+        for i in range(self.capacity):
+            if self._relay[i] == slot:
+                self._relay[i] = -1
+
+    def set_remote(self, Py_ssize_t slot, uint32_t ip_be, uint16_t port) -> None:
+        """Set where ``slot`` sends (``ip_be`` in network byte order as read by
+        ``int.from_bytes(socket.inet_aton(ip), 'little')``; port in host order)."""
+        self._check_slot(slot)
+        self._rip[slot] = ip_be
+        self._rport[slot] = port
+
+    cdef void _relay_one(self, int32_t src, uint8_t* pkt, Py_ssize_t n) noexcept nogil:
+        cdef int32_t dst = self._relay[src]
+        cdef sockaddr_in sa
+        cdef uint32_t ts, outts, ssrc
+        cdef uint16_t seq
+        cdef uint8_t hdr[12]
+        cdef uint8_t buf[1500]
+        if dst < 0 or self._fds[dst] < 0 or not self._send[dst] or self._rport[dst] == 0:
+            return
+        if n < 12 or n > 1500 or (pkt[0] >> 6) != 2 or (pkt[1] & 0x7F) != self._apt[src]:
+            return
+        ts = (<uint32_t>pkt[4] << 24) | (<uint32_t>pkt[5] << 16) | (<uint32_t>pkt[6] << 8) | pkt[7]
+        memcpy(buf, pkt, n)
+        if not self._ractive[dst]:
+            # First relayed packet: continue the target's outgoing timestamp line and
+            # mark the discontinuity (RFC 3551 4.1: marker on the first packet of a talkspurt).
+            self._tsoff[dst] = self._ots[dst] - ts
+            self._ractive[dst] = 1
+            buf[1] = 0x80 | self._opt[dst]
+        else:
+            buf[1] = (pkt[1] & 0x80) | self._opt[dst]
+        outts = ts + self._tsoff[dst]
+        seq = self._oseq[dst]
+        self._oseq[dst] = <uint16_t>(seq + 1)
+        self._ots[dst] = outts + 160
+        ssrc = self._ossrc[dst]
+        buf[2] = seq >> 8
+        buf[3] = seq & 0xFF
+        buf[4] = outts >> 24
+        buf[5] = (outts >> 16) & 0xFF
+        buf[6] = (outts >> 8) & 0xFF
+        buf[7] = outts & 0xFF
+        buf[8] = ssrc >> 24
+        buf[9] = (ssrc >> 16) & 0xFF
+        buf[10] = (ssrc >> 8) & 0xFF
+        buf[11] = ssrc & 0xFF
+        memset(&sa, 0, sizeof(sa))
+        sa.sin_family = AF_INET
+        sa.sin_port = htons(self._rport[dst])
+        sa.sin_addr.s_addr = self._rip[dst]
+        if sendto(self._fds[dst], buf, n, MSG_DONTWAIT, &sa, sizeof(sa)) == n:
+            self._tx[dst] += 1
+            self._relayed[dst] += 1
+
+    def poll(self, uint8_t[:, ::1] packets, int32_t[::1] lengths, int32_t[::1] slots,
+             double[::1] arrival_ms, uint32_t[::1] src_ip, uint16_t[::1] src_port,
+             double deadline_ms) -> int:
+        """Receive until ``deadline_ms`` (CLOCK_MONOTONIC ms) or until the buffer is full.
+
+        Fills rows ``0..n-1`` and returns ``n``. Datagrams longer than a row are
+        truncated and get their real length in ``lengths`` (the RTP parser then flags
+        them). With a deadline in the past it makes one non-blocking sweep.
+        """
+        cdef Py_ssize_t cap = packets.shape[0], width = packets.shape[1]
+        cdef Py_ssize_t n = 0, i, j, m, want
+        cdef int k, timeout, fd
+        cdef int32_t slot
+        cdef double now, remaining
+        cdef epoll_event events[NET_MAX_EVENTS]
+        cdef mmsghdr msgs[NET_VLEN]
+        cdef iovec iov[NET_VLEN]
+        cdef sockaddr_in addrs[NET_VLEN]
+        if (lengths.shape[0] < cap or slots.shape[0] < cap or arrival_ms.shape[0] < cap
+                or src_ip.shape[0] < cap or src_port.shape[0] < cap):
+            raise ValueError("NetIO.poll arrays must hold one entry per packet row")
+        with nogil:
+            while n < cap:
+                now = c_monotonic_ms()
+                remaining = deadline_ms - now
+                if remaining <= 0:
+                    timeout = 0
+                else:
+                    timeout = <int>remaining
+                    if timeout < remaining:
+                        timeout += 1
+                k = epoll_wait(self._epfd, events, NET_MAX_EVENTS, timeout)
+                if k < 0:
+                    if errno == EINTR:
+                        continue
+                    break
+                for i in range(k):
+                    slot = <int32_t>events[i].data.u32
+                    if slot < 0 or slot >= self.capacity:
+                        continue
+                    fd = self._fds[slot]
+                    if fd < 0:
+                        continue
+                    while n < cap:
+                        want = cap - n
+                        if want > NET_VLEN:
+                            want = NET_VLEN
+                        for j in range(want):
+                            iov[j].iov_base = &packets[n + j, 0]
+                            iov[j].iov_len = width
+                            memset(&msgs[j], 0, sizeof(mmsghdr))
+                            msgs[j].msg_hdr.msg_name = &addrs[j]
+                            msgs[j].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+                            msgs[j].msg_hdr.msg_iov = &iov[j]
+                            msgs[j].msg_hdr.msg_iovlen = 1
+                        m = recvmmsg(fd, msgs, <unsigned int>want, MSG_DONTWAIT, NULL)
+                        if m <= 0:
+                            break
+                        now = c_monotonic_ms()
+                        for j in range(m):
+                            lengths[n] = <int32_t>msgs[j].msg_len
+                            slots[n] = slot
+                            arrival_ms[n] = now
+                            src_ip[n] = addrs[j].sin_addr.s_addr
+                            src_port[n] = ntohs(addrs[j].sin_port)
+                            self._rx[slot] += 1
+                            self._last_rx[slot] = now
+                            if msgs[j].msg_len >= 12 and (packets[n, 0] >> 6) == 2:
+                                # RFC 4961 symmetric RTP: latch on to the peer's source.
+                                if self._latch[slot] and (
+                                        src_ip[n] != self._rip[slot]
+                                        or src_port[n] != self._rport[slot]):
+                                    self._rip[slot] = src_ip[n]
+                                    self._rport[slot] = src_port[n]
+                                    self._latched[slot] += 1
+                                if self._relay[slot] >= 0 and msgs[j].msg_len <= width:
+                                    self._relay_one(slot, &packets[n, 0], msgs[j].msg_len)
+                            n += 1
+                        if m < want:
+                            break
+                if remaining <= 0:
+                    break
+        return n
+
+    def send(self, const uint8_t[:, ::1] packets, const int32_t[::1] lengths,
+             const int32_t[::1] slots, Py_ssize_t count) -> int:
+        """Send rows ``0..count-1``, row ``i`` from ``slots[i]``'s socket to its remote
+        address; one ``sendmmsg`` per run of consecutive rows of one slot. Rows of a slot
+        without a remote address or with sending disabled are skipped. Returns the
+        number of datagrams the kernel accepted."""
+        cdef Py_ssize_t i = 0, j, run, sent = 0
+        cdef int32_t slot
+        cdef int r
+        cdef mmsghdr msgs[NET_VLEN]
+        cdef iovec iov[NET_VLEN]
+        cdef sockaddr_in sa
+        if count < 0 or count > packets.shape[0] or count > lengths.shape[0] \
+                or count > slots.shape[0]:
+            raise ValueError("NetIO.send count exceeds the arrays")
+        with nogil:
+            while i < count:
+                slot = slots[i]
+                run = 1
+                while (i + run < count and run < NET_VLEN and slots[i + run] == slot):
+                    run += 1
+                if (0 <= slot < self.capacity and self._fds[slot] >= 0 and self._send[slot]
+                        and self._rport[slot] != 0):
+                    memset(&sa, 0, sizeof(sa))
+                    sa.sin_family = AF_INET
+                    sa.sin_port = htons(self._rport[slot])
+                    sa.sin_addr.s_addr = self._rip[slot]
+                    for j in range(run):
+                        iov[j].iov_base = <void*>&packets[i + j, 0]
+                        iov[j].iov_len = lengths[i + j]
+                        memset(&msgs[j], 0, sizeof(mmsghdr))
+                        msgs[j].msg_hdr.msg_name = &sa
+                        msgs[j].msg_hdr.msg_namelen = sizeof(sa)
+                        msgs[j].msg_hdr.msg_iov = &iov[j]
+                        msgs[j].msg_hdr.msg_iovlen = 1
+                    r = sendmmsg(self._fds[slot], msgs, <unsigned int>run, MSG_DONTWAIT)
+                    if r > 0:
+                        sent += r
+                        self._tx[slot] += r
+                i += run
+        return sent
