@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import logging
+import os
 from dataclasses import dataclass
 
 from sip.auth import DigestServer, ha1

@@ -8,23 +8,32 @@ Out-of-dialog requests are dispatched by method (``_handle_<method>_request``);
 in-dialog requests and responses find their :class:`Leg` by Call-ID and our tag.
 
 Every call is a :class:`Call` with one or two legs. Each leg is its own SIP dialog
-(UAS leg toward the caller, UAC leg toward the callee) with its own SDP, so hotline
-anchors the media of every call (the media core plugs in at ``_answer_sdp``/
-``_offer_sdp``). Local applications (``echo``, ``play:``) are calls with one leg.
+(UAS leg toward the caller, UAC leg toward the callee) with its own RTP endpoint in
+the call's media worker (:mod:`hotline.mediactl`), so hotline anchors, and can record,
+the media of every call. Local applications (``echo``, ``play:``) are calls with one
+leg whose endpoint hears itself or a prompt.
 
-Time is passed in (``now``) so this module, too, can be driven from tests.
+SIP handling is synchronous; talking to a media worker is not. A step that needs the
+worker (create an endpoint before answering, bridge after the callee answers) runs as
+a task and calls ``flush`` when done so the stack's output goes out. Whenever a task
+resumes it first checks that its leg is still alive (a CANCEL or BYE may have ended it
+meanwhile) and frees what it created otherwise: no endpoint or port ever leaks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
+from media.client import EndpointHandle, MediaError
+from media.events import MediaEvent, MediaTimeout, PlaybackDone, WorkerDied
 from sip import sdp as sdplib
 from sip.dialog import SipDialog
 from sip.events import (
@@ -41,13 +50,13 @@ from sip.message import SipRequest, SipResponse, make_response
 from sip.peer import Peer
 from sip.registrar import BindingSource, ContactSpec, SipRegistrar
 from sip.stack import SipStack, new_branch
-from sip.uri import NameAddr, SipUri
+from sip.uri import SipUri
 
 from .access import AccessControl
 from .config import SiteConfig, Target, TrunkConfig
 from .logs import CallLogAdapter
+from .mediactl import CallMedia
 from .netaddr import advertised_host, uri_host
-from .ports import PortExhausted, RtpPortPool
 
 logger = logging.getLogger("hotline.call")
 
@@ -83,15 +92,16 @@ class Leg:
     call_id: str
     local_tag: str
     invite: SipRequest
-    rtp_port: int
     local_host: str
     dialog: SipDialog | None = None
     txn_key: object = None
     answered: bool = False
     cancelled: bool = False
     bye_sent: bool = False
+    ep: EndpointHandle | None = None
     remote_sdp: sdplib.SessionDescription | None = None
     local_sdp: sdplib.SessionDescription | None = None
+    sdp_version: int = 1
     media: sdplib.NegotiatedMedia | None = None
 
 
@@ -122,38 +132,46 @@ class CallControl:
         config: SiteConfig,
         stack: SipStack,
         local_address: Callable[[str], tuple[str, int]],
+        media: CallMedia,
         *,
+        clock: Callable[[], float],
+        flush: Callable[[], None],
         on_cdr: Callable[[Call], None] | None = None,
     ) -> None:
         """:param config: the validated site.
         :param stack: the SIP transaction layer.
         :param local_address: transport name → our bound (host, port) for it.
+        :param media: endpoint/room operations on the media workers.
+        :param clock: the loop's clock (for steps that resume after awaiting a worker).
+        :param flush: sends what the stack has queued (called after asynchronous steps).
         :param on_cdr: called once per call when it ends."""
         self.config = config
         self.stack = stack
+        self.media = media
         self._local_address = local_address
+        self._clock = clock
+        self._flush = flush
         self.access = AccessControl(config)
         self.registrar = SipRegistrar(
             min_expires=config.sip.min_expires, max_expires=config.sip.max_expires,
             default_expires=min(3600, config.sip.max_expires),
         )
-        lo, hi = config.server.rtp_ports
-        self.ports = RtpPortPool(lo, hi)
         self.calls: dict[str, Call] = {}
         self._legs: dict[tuple[str, str], Leg] = {}
         self._legs_by_txn: dict[object, Leg] = {}
+        self._legs_by_ep: dict[tuple[int, int], Leg] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
         self._on_cdr = on_cdr
         self.accepting = True
         self._dispatch: dict[str, Callable[[SipRequest, Peer, object, float], None]] = {
             "REGISTER": self._handle_register_request,
             "INVITE": self._handle_invite_request,
             "OPTIONS": self._handle_options_request,
-            "BYE": self._handle_bye_request,
+            "BYE": self._handle_no_dialog_request,
             "ACK": self._handle_ack_request,
-            "INFO": self._handle_info_request,
-            "UPDATE": self._handle_info_request,
+            "INFO": self._handle_no_dialog_request,
+            "UPDATE": self._handle_no_dialog_request,
         }
-        self._session_id = int(time.time())
 
     # -- helpers -------------------------------------------------------------------
     def _host_for(self, peer: Peer) -> tuple[str, int]:
@@ -179,16 +197,29 @@ class CallControl:
         resp = make_response(request, status, to_tag=to_tag, headers=hdrs, body=body)
         self.stack.send_response(resp, now)
 
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run an asynchronous step; flush the stack's output when it ends."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task_failed", exc_info=task.exception())
+        self._flush()
+
     def stats(self) -> dict[str, int]:
         """Live object counts (tests check they return to zero)."""
         return {
             "calls": len(self.calls),
             "legs": len(self._legs),
             "pending_txns": len(self._legs_by_txn),
-            "rtp_ports": self.ports.in_use,
+            "endpoints": len(self._legs_by_ep),
+            "tasks": len(self._tasks),
         }
 
-    # -- event entry point ---------------------------------------------------------
+    # -- event entry points ----------------------------------------------------------
     def handle_event(self, event: SipEvent, now: float) -> None:
         """Act on one stack event. Never raises: a bug in one call must not stop others."""
         try:
@@ -211,12 +242,36 @@ class CallControl:
         except Exception:  # noqa: BLE001 — isolate one call's bug from the rest
             logger.exception("handler_error", extra={"type": type(event).__name__})
 
+    def handle_media_event(self, event: MediaEvent, now: float) -> None:
+        """Act on a media worker event (timeouts, prompts done, a worker's death)."""
+        try:
+            match event:
+                case MediaTimeout(worker=w, endpoint=e):
+                    leg = self._legs_by_ep.get((w, e))
+                    if leg is not None:
+                        CallLogAdapter(logger, leg.call.id).info("media_timeout")
+                        self.hangup(leg.call, now, "media_timeout")
+                case PlaybackDone(worker=w, endpoint=e, reason=reason):
+                    leg = self._legs_by_ep.get((w, e))
+                    if leg is not None and reason == "done" and leg.call.target.kind == "play":
+                        self.hangup(leg.call, now, "normal")
+                case WorkerDied(worker=w, endpoints=eps):
+                    for e in eps:
+                        leg = self._legs_by_ep.pop((w, e), None)
+                        if leg is not None:
+                            leg.ep = None  # gone with the worker
+                            self.hangup(leg.call, now, "media_worker_died")
+                case _:
+                    pass
+        except Exception:  # noqa: BLE001
+            logger.exception("media_handler_error", extra={"type": type(event).__name__})
+
     def _handle_request(self, request: SipRequest, peer: Peer, key: object, now: float) -> None:
         method = request.method
         if method != "ACK" and self.access.is_banned(peer.host, now):
             return  # banned sources get no answer at all
         mf = request.get("max-forwards")
-        if mf is not None and mf.strip() == "0" and method not in ("ACK",):
+        if mf is not None and mf.strip() == "0" and method != "ACK":
             self._reply(request, 483, now=now)
             return
         if request.uri.scheme not in ("sip", "sips", "tel"):
@@ -228,7 +283,7 @@ class CallControl:
             self._reply(request, 420, headers=(("Unsupported", ", ".join(unsupported)),),
                         now=now)
             return
-        if request.to_tag is not None and method not in ("ACK",):
+        if request.to_tag is not None and method != "ACK":
             leg = self._legs.get((request.call_id, request.to_tag))
             if leg is None:
                 if method == "OPTIONS":
@@ -241,8 +296,7 @@ class CallControl:
         handler = self._dispatch.get(method)
         if handler is None:
             status = 405 if method in KNOWN_METHODS else 501
-            if method != "ACK":
-                self._reply(request, status, headers=(("Allow", ALLOW),), now=now)
+            self._reply(request, status, headers=(("Allow", ALLOW),), now=now)
             return
         handler(request, peer, key, now)
 
@@ -253,20 +307,26 @@ class CallControl:
             ("Allow", ALLOW), ("Accept", "application/sdp"),
             ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))), now=now)
 
+    def _handle_no_dialog_request(self, request: SipRequest, peer: Peer, key: object,
+                                  now: float) -> None:
+        self._reply(request, 481, now=now)
+
+    def _handle_ack_request(self, request: SipRequest, peer: Peer, key: object,
+                            now: float) -> None:
+        pass  # ACKs to our 2xx stop the stack's retransmissions; nothing else to do
+
+    def _challenge(self, request: SipRequest, challenge: list[str], now: float) -> None:
+        self._reply(request, 401, to_tag=new_tag(),
+                    headers=tuple(("WWW-Authenticate", c) for c in challenge), now=now)
+
     def _handle_register_request(self, request: SipRequest, peer: Peer, key: object,
                                  now: float) -> None:
         ident = self.access.identify(request, peer.host, now)
         if ident.challenge is not None:
-            self._reply(request, 401, to_tag=new_tag(),
-                        headers=tuple(("WWW-Authenticate", c) for c in ident.challenge),
-                        now=now)
+            self._challenge(request, ident.challenge, now)
             return
-        if ident.user is None:
-            self._reply(request, 403, to_tag=new_tag(), now=now)
-            return
-        to_user = request.to.uri.user
-        if to_user != ident.user:
-            # An extension may only register its own address of record.
+        # An extension may only register its own address of record.
+        if ident.user is None or request.to.uri.user != ident.user:
             self._reply(request, 403, to_tag=new_tag(), now=now)
             return
         expires_hdr = request.get("expires")
@@ -306,9 +366,7 @@ class CallControl:
             return
         ident = self.access.identify(request, peer.host, now)
         if ident.challenge is not None:
-            self._reply(request, 401, to_tag=new_tag(),
-                        headers=tuple(("WWW-Authenticate", c) for c in ident.challenge),
-                        now=now)
+            self._challenge(request, ident.challenge, now)
             return
         if not ident.trusted:
             self._reply(request, 403, to_tag=new_tag(), now=now)
@@ -316,9 +374,6 @@ class CallControl:
         called = request.uri.user or ""
         caller = request.from_.uri.user or ""
         target = self._route(called, caller, from_trunk=ident.trunk is not None)
-        call = Call(id=request.call_id, caller=caller, called=called,
-                    target=target or Target("hangup"), started=now,
-                    trunk=ident.trunk, user=ident.user)
         log = CallLogAdapter(logger, request.call_id)
         if target is None:
             log.info("no_route", extra={"called": called, "caller": caller})
@@ -333,17 +388,14 @@ class CallControl:
         except ProtocolError as exc:
             self._reply(request, 400, headers=(("Warning", f'399 hotline "{exc}"'),), now=now)
             return
-        try:
-            rtp_port = self.ports.allocate()
-        except PortExhausted:
-            self._reply(request, 503, now=now)
-            return
+        call = Call(id=request.call_id, caller=caller, called=called, target=target,
+                    started=now, trunk=ident.trunk, user=ident.user)
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
-                  local_tag=new_tag(), invite=request, rtp_port=rtp_port, local_host=host,
-                  txn_key=key, remote_sdp=offer)
+                  local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
+                  remote_sdp=offer)
         call.legs.append(leg)
-        self.calls[call.id + leg.local_tag] = call
+        self.calls[call.id + ";" + leg.local_tag] = call
         self._legs[(leg.call_id, leg.local_tag)] = leg
         self._legs_by_txn[key] = leg
         log.info("invite", extra={
@@ -351,7 +403,7 @@ class CallControl:
             "source": "trunk:" + ident.trunk.name if ident.trunk else "user:" + str(ident.user)})
         kind = target.kind
         if kind in ("echo", "play"):
-            self._answer(leg, now)
+            self._spawn(self._answer_local(leg))
         elif kind == "hangup":
             self._end_leg_unanswered(leg, 603, now)
         elif kind == "trunk":
@@ -359,7 +411,9 @@ class CallControl:
             if trunk is None:
                 self._end_leg_unanswered(leg, 404, now)
                 return
-            self._dial_out(call, leg, trunk, called, now)
+            uri = SipUri(scheme="sip", user=called, host=uri_host(trunk.host), port=trunk.port)
+            self._spawn(self._dial(call, leg, Peer(trunk.transport, trunk.host, trunk.port),
+                                   uri, trunk.caller_id or caller))
         elif kind == "agent":
             self._dial_agent(call, leg, target.arg or "", now)
         else:
@@ -368,43 +422,65 @@ class CallControl:
             self._end_leg_unanswered(leg, 480, now)
 
     def _route(self, called: str, caller: str, *, from_trunk: bool) -> Target | None:
-        route = self.config.route(called, caller, self.config.local_time(datetime.now(UTC)))
+        when = self.config.local_time(datetime.now(UTC))
+        route = self.config.route(called, caller, when)
         if route is not None:
             return route.to
         if not from_trunk and self.config.agent(called) is not None:
             return Target("agent", called)  # extension to extension
         return None
 
-    def _answer_sdp(self, leg: Leg) -> bytes:
+    async def _create_answer_endpoint(self, leg: Leg) -> bool:
+        """Create the endpoint answering ``leg``'s offer; False if the leg is over."""
         assert leg.remote_sdp is not None
-        self._session_id += 1
-        answer, media = sdplib.answer_offer(
-            leg.remote_sdp, leg.local_host, leg.rtp_port, session_id=self._session_id,
-            version=1, rtcp_mux=False,
-        )
-        leg.local_sdp = answer
-        leg.media = media
-        return str(answer).encode()
-
-    def _offer_sdp(self, leg: Leg) -> bytes:
-        self._session_id += 1
-        offer = sdplib.build_offer(leg.local_host, leg.rtp_port, session_id=self._session_id,
-                                   version=1)
-        leg.local_sdp = offer
-        return str(offer).encode()
-
-    def _answer(self, leg: Leg, now: float) -> None:
         try:
-            body = self._answer_sdp(leg)
+            ep, answer, negotiated = await self.media.answer(leg.call.id, leg.remote_sdp,
+                                                             leg.local_host)
         except ProtocolError:
-            self._end_leg_unanswered(leg, 488, now)
+            if self._live(leg) and not leg.answered:
+                self._end_leg_unanswered(leg, 488, self._clock())
+            return False
+        except MediaError as exc:
+            CallLogAdapter(logger, leg.call.id).warning("media_unavailable",
+                                                        extra={"error": str(exc)})
+            if self._live(leg) and not leg.answered:
+                self._end_leg_unanswered(leg, 503, self._clock())
+            return False
+        if not self._live(leg):
+            await self.media.destroy(ep)  # cancelled while we waited for the worker
+            return False
+        leg.ep = ep
+        leg.local_sdp = answer
+        leg.media = negotiated
+        self._legs_by_ep[(ep.worker, ep.id)] = leg
+        return True
+
+    async def _answer_local(self, leg: Leg) -> None:
+        if not await self._create_answer_endpoint(leg):
             return
+        assert leg.ep is not None
+        call = leg.call
+        try:
+            if call.target.kind == "echo":
+                await self.media.echo(call.id, leg.ep)
+            else:
+                await self.media.play(leg.ep, call.target.arg or "")
+        except MediaError as exc:
+            CallLogAdapter(logger, call.id).warning("media_failed", extra={"error": str(exc)})
+            if self._live(leg) and not leg.answered:
+                self._end_leg_unanswered(leg, 500, self._clock())
+            return
+        if self._live(leg):
+            self._send_answer(leg, self._clock())
+
+    def _send_answer(self, leg: Leg, now: float) -> None:
+        assert leg.local_sdp is not None
         resp = make_response(
             leg.invite, 200, to_tag=leg.local_tag,
             headers=(("Contact", self._contact(leg.peer)), ("Allow", ALLOW),
                      ("Server", self.config.sip.user_agent),
                      ("Content-Type", "application/sdp")),
-            body=body,
+            body=str(leg.local_sdp).encode(),
         )
         leg.dialog = SipDialog.from_uas(leg.invite, resp)
         self.stack.send_response(resp, now)
@@ -417,18 +493,11 @@ class CallControl:
 
     def _end_leg_unanswered(self, leg: Leg, status: int, now: float) -> None:
         self._reply(leg.invite, status, to_tag=leg.local_tag, now=now)
-        leg.call.status = status
+        leg.call.status = leg.call.status or status
         self._drop_leg(leg)
         self._maybe_end(leg.call, f"sip:{status}", now)
 
     # -- B2BUA outbound --------------------------------------------------------------
-    def _dial_out(self, call: Call, a: Leg, trunk: TrunkConfig, number: str,
-                  now: float) -> None:
-        peer = Peer(trunk.transport, trunk.host, trunk.port)
-        caller = trunk.caller_id or call.caller
-        uri = SipUri(scheme="sip", user=number, host=uri_host(trunk.host), port=trunk.port)
-        self._dial(call, a, peer, uri, caller, now)
-
     def _dial_agent(self, call: Call, a: Leg, agent_id: str, now: float) -> None:
         bindings = self.registrar.lookup(agent_id, now)
         if not bindings:
@@ -440,16 +509,23 @@ class CallControl:
         # RFC 5626-lite: reach the phone where its REGISTER came from (NAT-safe).
         peer = (Peer(src.transport, src.ip, src.port) if src is not None
                 else Peer(uri.transport, uri.host_bare, uri.port or 5060))
-        self._dial(call, a, peer, uri, call.caller, now)
+        self._spawn(self._dial(call, a, peer, uri, call.caller))
 
-    def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str,
-              now: float) -> None:
-        try:
-            rtp_port = self.ports.allocate()
-        except PortExhausted:
-            self._end_leg_unanswered(a, 503, now)
+    async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str) -> None:
+        """Create both legs' endpoints, then send the INVITE toward the callee."""
+        if not await self._create_answer_endpoint(a):
             return
-        host, port = self._host_for(peer)
+        host, _ = self._host_for(peer)
+        try:
+            ep, offer = await self.media.offer(call.id, host)
+        except MediaError:
+            if self._live(a) and not a.answered:
+                self._end_leg_unanswered(a, 503, self._clock())
+            return
+        if not self._live(a):
+            await self.media.destroy(ep)
+            return
+        now = self._clock()
         call_id = secrets.token_hex(12) + "@hotline"
         tag = new_tag()
         invite = SipRequest("INVITE", uri)
@@ -462,15 +538,15 @@ class CallControl:
         invite.add("Allow", ALLOW)
         invite.add("User-Agent", self.config.sip.user_agent)
         invite.add("Content-Type", "application/sdp")
+        invite.body = str(offer).encode()
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
-                invite=invite, rtp_port=rtp_port, local_host=host)
-        invite.body = self._offer_sdp(b)
+                invite=invite, local_host=host, ep=ep, local_sdp=offer)
         self.add_via(invite, peer)
-        key = self.stack.send_request(invite, peer, now)
-        b.txn_key = key
+        b.txn_key = self.stack.send_request(invite, peer, now)
         call.legs.append(b)
         self._legs[(call_id, tag)] = b
-        self._legs_by_txn[key] = b
+        self._legs_by_txn[b.txn_key] = b
+        self._legs_by_ep[(ep.worker, ep.id)] = b
 
     def _other(self, leg: Leg) -> Leg | None:
         return next((x for x in leg.call.legs if x is not leg), None)
@@ -485,16 +561,17 @@ class CallControl:
                 self.stack.send_ack(leg.dialog.create_ack(response), leg.peer, now)
             return
         _, method = response.cseq
-        if method == "BYE" or method != "INVITE":
-            self._legs_by_txn.pop(key, None)
-            if leg.bye_sent:
-                self._drop_leg(leg)
-                self._maybe_end(leg.call, leg.call.cause or "normal", now)
+        if method != "INVITE":
+            if response.status >= 200:
+                self._legs_by_txn.pop(key, None)
+                if leg.bye_sent:
+                    self._drop_leg(leg)
+                    self._maybe_end(leg.call, leg.call.cause or "normal", now)
             return
         a = self._other(leg)
         status = response.status
         if status < 200:
-            if a is not None and not a.answered and status > 100:
+            if a is not None and not a.answered and status > 100 and self._live(a):
                 self._reply(a.invite, 180 if status == 180 else 183, to_tag=a.local_tag,
                             headers=(("Contact", self._contact(a.peer)),), now=now)
             return
@@ -506,22 +583,36 @@ class CallControl:
             if leg.cancelled or a is None or not self._live(a):
                 self._send_bye(leg, now)
                 return
-            try:
-                leg.remote_sdp = sdplib.SessionDescription.parse(
-                    response.body.decode("utf-8", "replace"))
-                assert leg.local_sdp is not None
-                leg.media = sdplib.negotiated_from_answer(leg.local_sdp, leg.remote_sdp)
-            except (ProtocolError, ValueError):
-                pass  # media is anchored on our side; a bad answer only loses the media
-            self._answer(a, now)
+            self._spawn(self._connect(a, leg, response))
             return
-        # Final failure from the far end: pass the status to the caller (RFC 3261 §16.7
-        # style mapping: 6xx stay 6xx, auth challenges from the carrier become 503).
+        # Final failure from the far end: pass the status to the caller (auth challenges
+        # from the carrier become 503: our credentials are not the caller's business).
         self._drop_leg(leg)
-        if a is not None and not a.answered:
-            out = 503 if status in (401, 407) else status
+        if a is not None and not a.answered and self._live(a):
             a.call.status = status
-            self._end_leg_unanswered(a, out, now)
+            self._end_leg_unanswered(a, 503 if status in (401, 407) else status, now)
+
+    async def _connect(self, a: Leg, b: Leg, response: SipResponse) -> None:
+        """The callee answered: point its endpoint at the answer, bridge, answer the caller."""
+        assert b.ep is not None and a.ep is not None and b.local_sdp is not None
+        try:
+            b.remote_sdp = sdplib.SessionDescription.parse(
+                response.body.decode("utf-8", "replace"))
+            b.media = await self.media.accept_answer(b.ep, b.local_sdp, b.remote_sdp)
+            await self.media.bridge(a.call.id, a.ep, b.ep)
+        except (ProtocolError, MediaError) as exc:
+            CallLogAdapter(logger, a.call.id).warning("bridge_failed", extra={"error": str(exc)})
+            now = self._clock()
+            self._send_bye(b, now)
+            if self._live(a) and not a.answered:
+                self._end_leg_unanswered(a, 488 if isinstance(exc, ProtocolError) else 500,
+                                         now)
+            return
+        now = self._clock()
+        if self._live(a) and not a.answered:
+            self._send_answer(a, now)
+        elif not self._live(a):
+            self._send_bye(b, now)
 
     def _handle_timeout(self, key: object, now: float) -> None:
         leg = self._legs_by_txn.pop(key, None)
@@ -535,7 +626,7 @@ class CallControl:
         self._drop_leg(leg)
         if leg.bye_sent:
             self._maybe_end(leg.call, leg.call.cause or "normal", now)
-        elif a is not None and not a.answered:
+        elif a is not None and not a.answered and self._live(a):
             self._end_leg_unanswered(a, 408, now)
         else:
             self._maybe_end(leg.call, "timeout", now)
@@ -549,32 +640,16 @@ class CallControl:
         self._reply(leg.invite, 487, to_tag=leg.local_tag, now=now)
         self._drop_leg(leg)
         other = self._other(leg)
-        if other is not None and not other.answered:
+        if other is not None and not other.answered and self._live(other):
             other.cancelled = True
             self.stack.cancel(other.txn_key, now)
         self._maybe_end(leg.call, "cancel", now)
 
     def _handle_ack_timeout(self, call_id: str, now: float) -> None:
         for leg in [x for x in self._legs.values() if x.call_id == call_id and x.uas]:
-            leg.call.cause = "ack_timeout"
-            self._send_bye(leg, now)
-            other = self._other(leg)
-            if other is not None:
-                self._send_bye(other, now)
+            self.hangup(leg.call, now, "ack_timeout")
 
     # -- in-dialog -----------------------------------------------------------------
-    def _handle_ack_request(self, request: SipRequest, peer: Peer, key: object,
-                            now: float) -> None:
-        pass  # ACKs to our 2xx stop the stack's retransmissions; nothing else to do
-
-    def _handle_info_request(self, request: SipRequest, peer: Peer, key: object,
-                             now: float) -> None:
-        self._reply(request, 481, now=now)
-
-    def _handle_bye_request(self, request: SipRequest, peer: Peer, key: object,
-                            now: float) -> None:
-        self._reply(request, 481, now=now)
-
     def _handle_in_dialog(self, leg: Leg, request: SipRequest, now: float) -> None:
         method = request.method
         if leg.dialog is not None:
@@ -588,7 +663,7 @@ class CallControl:
             leg.call.cause = leg.call.cause or ("caller_bye" if leg.uas else "callee_bye")
             self._drop_leg(leg)
             other = self._other(leg)
-            if other is not None:
+            if other is not None and self._live(other):
                 if other.answered:
                     self._send_bye(other, now)
                 elif other.uas:
@@ -598,24 +673,43 @@ class CallControl:
                     self.stack.cancel(other.txn_key, now)
             self._maybe_end(leg.call, leg.call.cause, now)
         elif method == "INVITE":
-            # Re-INVITE (target refresh, hold): answer with our current SDP, new version.
-            body = b""
-            if request.body and leg.local_sdp is not None:
-                try:
-                    leg.remote_sdp = sdplib.SessionDescription.parse(
-                        request.body.decode("utf-8", "replace"))
-                    body = self._answer_sdp(leg)
-                except ProtocolError:
-                    self._reply(request, 488, now=now)
-                    return
-            headers: tuple[tuple[str, str], ...] = (("Contact", self._contact(leg.peer)),)
-            if body:
-                headers += (("Content-Type", "application/sdp"),)
-            self._reply(request, 200, headers=headers, body=body, now=now)
+            self._handle_reinvite(leg, request, now)
         elif method in ("OPTIONS", "INFO", "UPDATE", "NOTIFY"):
             self._reply(request, 200, now=now)
         else:
             self._reply(request, 501, headers=(("Allow", ALLOW),), now=now)
+
+    def _handle_reinvite(self, leg: Leg, request: SipRequest, now: float) -> None:
+        """Re-INVITE (target refresh, hold/resume): answer on the same endpoint."""
+        headers: tuple[tuple[str, str], ...] = (("Contact", self._contact(leg.peer)),)
+        if not request.body or leg.ep is None:
+            body = str(leg.local_sdp).encode() if leg.local_sdp is not None else b""
+            if body:
+                headers += (("Content-Type", "application/sdp"),)
+            self._reply(request, 200, headers=headers, body=body, now=now)
+            return
+        try:
+            offer = sdplib.SessionDescription.parse(request.body.decode("utf-8", "replace"))
+        except ProtocolError:
+            self._reply(request, 488, now=now)
+            return
+        self._spawn(self._reanswer(leg, request, offer, headers))
+
+    async def _reanswer(self, leg: Leg, request: SipRequest,
+                        offer: sdplib.SessionDescription,
+                        headers: tuple[tuple[str, str], ...]) -> None:
+        assert leg.ep is not None
+        leg.sdp_version += 1
+        session_id = int(leg.local_sdp.origin.session_id) if leg.local_sdp else 0
+        try:
+            answer, negotiated = await self.media.reanswer(
+                leg.ep, offer, leg.local_host, session_id, leg.sdp_version)
+        except (ProtocolError, MediaError):
+            self._reply(request, 488, now=self._clock())
+            return
+        leg.remote_sdp, leg.local_sdp, leg.media = offer, answer, negotiated
+        self._reply(request, 200, headers=headers + (("Content-Type", "application/sdp"),),
+                    body=str(answer).encode(), now=self._clock())
 
     def _send_bye(self, leg: Leg, now: float) -> None:
         if leg.bye_sent:
@@ -634,6 +728,8 @@ class CallControl:
         """End a call from our side (API, shutdown): BYE answered legs, end the rest."""
         call.cause = call.cause or cause
         for leg in list(call.legs):
+            if not self._live(leg):
+                continue
             if leg.answered:
                 self._send_bye(leg, now)
             elif leg.uas:
@@ -641,19 +737,30 @@ class CallControl:
             else:
                 leg.cancelled = True
                 self.stack.cancel(leg.txn_key, now)
+        self._maybe_end(call, cause, now)
 
     # -- bookkeeping ---------------------------------------------------------------
     def _live(self, leg: Leg) -> bool:
         return (leg.call_id, leg.local_tag) in self._legs
 
     def _drop_leg(self, leg: Leg) -> None:
-        """The leg's dialog is over: forget it and free its media port."""
-        if self._legs.pop((leg.call_id, leg.local_tag), None) is not None:
-            self.ports.release(leg.rtp_port)
+        """The leg's dialog is over: forget it and free its media endpoint."""
+        if self._legs.pop((leg.call_id, leg.local_tag), None) is None:
+            return
+        ep = leg.ep
+        if ep is not None:
+            leg.ep = None
+            self._legs_by_ep.pop((ep.worker, ep.id), None)
+            self._spawn(self._destroy(ep))
+
+    async def _destroy(self, ep: EndpointHandle) -> None:
+        try:
+            await self.media.destroy(ep)
+        except MediaError:
+            pass  # the worker is gone, and the endpoint with it
 
     def _maybe_end(self, call: Call, cause: str, now: float) -> None:
-        live = [x for x in call.legs if (x.call_id, x.local_tag) in self._legs]
-        if live or call.state is CallState.ENDED:
+        if any(self._live(x) for x in call.legs) or call.state is CallState.ENDED:
             return
         call.state = CallState.ENDED
         call.ended_at = now

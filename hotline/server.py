@@ -15,11 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 import signal
 import ssl
+import tempfile
 import time
 from datetime import UTC, datetime
 
+from media.client import MediaPool
+from media.events import MediaEvent
 from sip.events import ResponseReceived, TransactionTimeout, TransportError
 from sip.registrar import SipRegistrar
 from sip.stack import SipStack
@@ -28,6 +32,7 @@ from sip.transport import SipTransportManager
 from .callcontrol import Call, CallControl
 from .config import SiteConfig
 from .logs import setup_logging
+from .mediactl import CallMedia
 from .storage import Registration, Storage
 from .trunks import TrunkMonitor
 
@@ -50,7 +55,12 @@ class HotlineServer:
             ssl_ctx.load_cert_chain(str(config.tls.cert), str(config.tls.key))
         self.transports = SipTransportManager(self.stack, loop, on_events=self._drain,
                                               ssl_context=ssl_ctx)
+        self._sock_dir = tempfile.mkdtemp(prefix="hotline-media-")
+        self.media = MediaPool(config.server.media_workers, config.server.rtp_ports,
+                               socket_dir=self._sock_dir, data_dir=str(config.server.data_dir))
+        self.media.on_event = self._on_media_event
         self.calls = CallControl(config, self.stack, self.transports.local_address,
+                                 CallMedia(self.media), clock=loop.time, flush=self._drain,
                                  on_cdr=self._write_cdr)
         self.trunks: TrunkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -60,7 +70,9 @@ class HotlineServer:
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
-        """Restore state and open the listeners."""
+        """Start the media workers, restore state and open the listeners."""
+        await self.media.start()
+        logger.info("media_started", extra={"workers": self.media.n_workers})
         now = self.loop.time()
         self._restore_bindings(now)
         for listener in self.config.server.sip:
@@ -104,6 +116,8 @@ class HotlineServer:
             self._timer.cancel()
         self.transports.close()
         await self.transports.wait_closed()
+        await self.media.close()
+        shutil.rmtree(self._sock_dir, ignore_errors=True)
         self.storage.close()
         logger.info("stopped")
 
@@ -130,6 +144,10 @@ class HotlineServer:
             self._save_bindings(aor, registrar)
         self.transports.transmit()
         self._rearm()
+
+    def _on_media_event(self, event: MediaEvent) -> None:
+        self.calls.handle_media_event(event, self.loop.time())
+        self._drain()
 
     def _rearm(self) -> None:
         """One timer for the application side (trunk keepalives, registrar expiry)."""

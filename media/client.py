@@ -246,6 +246,10 @@ class MediaPool:
         w.writer.write(encode_frame({"id": req_id, "op": op, **args}))
         try:
             reply = await asyncio.wait_for(fut, REQUEST_TIMEOUT)
+        except TimeoutError:
+            raise MediaError(
+                f"worker {w.index} did not answer {op!r} within {REQUEST_TIMEOUT:.0f} s"
+            ) from None
         finally:
             w.pending.pop(req_id, None)
         if not reply.get("ok"):

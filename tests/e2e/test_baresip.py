@@ -1,11 +1,14 @@
-"""baresip as a SIP phone: digest registration, a call to echo, a clean BYE."""
+"""baresip as a SIP phone: digest registration, a call to echo that it hears back, a clean BYE."""
 
 from __future__ import annotations
 
 import subprocess
+import time
+import wave
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from .peers import Baresip, HotlineProcess
@@ -32,6 +35,7 @@ def test_register_with_digest_and_call_echo(
         phone.wait_log(r"1001@127\.0\.0\.1: \{0/UDP/v4\} 200 OK", timeout=10)
         phone.command("dial", f"sip:*43@127.0.0.1:{server.sip_port}")
         phone.wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED", timeout=10)
+        time.sleep(2.5)
         phone.command("hangup")
         closed = phone.wait_event(lambda e: e.get("type") == "CALL_CLOSED", timeout=10)
         # A clean end: baresip's BYE got its 200 (no "timeout"/error in the reason).
@@ -40,6 +44,18 @@ def test_register_with_digest_and_call_echo(
         phone.stop()
     log = server.log()
     assert "call_end" in log, log[-3000:]
+    # The phone heard its own 1 kHz tone back: sndfile dumps what it decoded.
+    received = sorted((tmp_path / "phone").glob("dump-*-dec.wav"))
+    assert received, list((tmp_path / "phone").iterdir())
+    with wave.open(str(received[-1])) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(float)
+    assert len(pcm) > rate  # more than a second of audio came back
+    tail = pcm[len(pcm) // 3 :]
+    spectrum = np.abs(np.fft.rfft(tail * np.hanning(len(tail))))
+    peak_hz = np.argmax(spectrum) * rate / len(tail)
+    assert abs(peak_hz - 1000) < 20, peak_hz
+    assert np.sqrt(np.mean(tail**2)) > 1000  # loud, not comfort noise
 
 
 def test_wrong_password_fails_registration(

@@ -1,0 +1,105 @@
+"""The media side of a call: SDP offer/answer turned into media-worker endpoints and rooms.
+
+Call control speaks SIP; this module speaks to :class:`media.client.MediaPool`. Every
+leg of a call gets one RTP endpoint in the call's worker (the pool keys workers by
+call id, so all legs of a call mix in one process), and the call's room says who
+hears whom: an echo hears itself, a B2BUA bridge is two endpoints hearing each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from media.client import EndpointHandle, MediaPool
+from sip import sdp as sdplib
+
+PLACEHOLDER_PORT = 9  # RFC 3264 §5.1 "discard" port, only to compute a negotiation
+
+
+def _endpoint_options(m: sdplib.NegotiatedMedia) -> dict[str, object]:
+    remote = m.remote_address not in ("0.0.0.0", "::")
+    return {
+        "remote_ip": m.remote_address if remote else None,
+        "remote_port": m.remote_port if remote else None,
+        "codec": m.codec.lower(),
+        "pt": m.payload_type,
+        "te_pt": m.telephone_event_pt,
+        "direction": m.direction.value,
+    }
+
+
+class CallMedia:
+    """Endpoint and room operations for call control.
+
+    :param pool: the running media worker pool.
+    :param media_timeout: seconds without RTP before a ``MediaTimeout`` event (0: never).
+    """
+
+    def __init__(self, pool: MediaPool, media_timeout: float = 60.0) -> None:
+        self.pool = pool
+        self.media_timeout = media_timeout
+        self._session_ids = itertools.count(int(time.time()))
+
+    async def answer(
+        self, call_key: str, offer: sdplib.SessionDescription, local_ip: str,
+        *, dtmf_inband: bool = False,
+    ) -> tuple[EndpointHandle, sdplib.SessionDescription, sdplib.NegotiatedMedia]:
+        """Create the endpoint that answers ``offer``.
+
+        :raises sip.exceptions.IncompatibleMedia: nothing in the offer is acceptable (488).
+        :raises media.client.MediaError: the worker refused or has no free port.
+        """
+        _, negotiated = sdplib.answer_offer(offer, local_ip, PLACEHOLDER_PORT, rtcp_mux=False)
+        options = _endpoint_options(negotiated)
+        ep = await self.pool.create_endpoint(
+            call_key, media_timeout=self.media_timeout,
+            dtmf_inband=dtmf_inband or negotiated.telephone_event_pt is None, **options)
+        answer, negotiated = sdplib.answer_offer(
+            offer, local_ip, ep.local_port, session_id=next(self._session_ids), version=1,
+            rtcp_mux=False)
+        return ep, answer, negotiated
+
+    async def reanswer(self, ep: EndpointHandle, offer: sdplib.SessionDescription,
+                       local_ip: str, session_id: int, version: int
+                       ) -> tuple[sdplib.SessionDescription, sdplib.NegotiatedMedia]:
+        """Answer a re-INVITE's offer on an existing endpoint (hold/resume, new address)."""
+        answer, negotiated = sdplib.answer_offer(
+            offer, local_ip, ep.local_port, session_id=session_id, version=version,
+            rtcp_mux=False)
+        await self.pool.modify_endpoint(ep, **_endpoint_options(negotiated))
+        return answer, negotiated
+
+    async def offer(self, call_key: str, local_ip: str
+                    ) -> tuple[EndpointHandle, sdplib.SessionDescription]:
+        """Create the endpoint of an outgoing leg and the offer that advertises it."""
+        ep = await self.pool.create_endpoint(call_key, media_timeout=0.0, codec="pcmu", pt=0,
+                                             te_pt=sdplib.TELEPHONE_EVENT.payload_type)
+        sdp = sdplib.build_offer(local_ip, ep.local_port, session_id=next(self._session_ids),
+                                 version=1)
+        return ep, sdp
+
+    async def accept_answer(self, ep: EndpointHandle, offer: sdplib.SessionDescription,
+                            answer: sdplib.SessionDescription) -> sdplib.NegotiatedMedia:
+        """Point an outgoing leg's endpoint at the callee's answer."""
+        negotiated = sdplib.negotiated_from_answer(offer, answer)
+        await self.pool.modify_endpoint(ep, media_timeout=self.media_timeout,
+                                        dtmf_inband=negotiated.telephone_event_pt is None,
+                                        **_endpoint_options(negotiated))
+        return negotiated
+
+    async def echo(self, room: str, ep: EndpointHandle) -> None:
+        """The endpoint hears itself (Asterisk's *43)."""
+        await self.pool.set_room(room, [ep], hears={ep: [ep]})
+
+    async def bridge(self, room: str, a: EndpointHandle, b: EndpointHandle) -> None:
+        """Two legs hear each other."""
+        await self.pool.set_room(room, [a, b])
+
+    async def play(self, ep: EndpointHandle, prompt: str) -> int:
+        """Play a prompt (file under the data dir, ``tts:``, ``tone:``); returns its play id."""
+        return await self.pool.play(ep, prompt)
+
+    async def destroy(self, ep: EndpointHandle) -> None:
+        """Free an endpoint (its port goes back to the worker)."""
+        await self.pool.destroy(ep)
