@@ -33,7 +33,7 @@ from enum import Enum
 from typing import Any
 
 from media.client import EndpointHandle, MediaError
-from media.events import MediaEvent, MediaTimeout, PlaybackDone, WorkerDied
+from media.events import DtmfReceived, MediaEvent, MediaTimeout, PlaybackDone, WorkerDied
 from sip import sdp as sdplib
 from sip.dialog import SipDialog
 from sip.events import (
@@ -251,6 +251,13 @@ class CallControl:
                     if leg is not None:
                         CallLogAdapter(logger, leg.call.id).info("media_timeout")
                         self.hangup(leg.call, now, "media_timeout")
+                case DtmfReceived(worker=w, endpoint=e, digit=digit, duration_ms=ms,
+                                  source=source):
+                    leg = self._legs_by_ep.get((w, e))
+                    if leg is not None:
+                        CallLogAdapter(logger, leg.call.id).info("dtmf", extra={
+                            "digit": digit, "duration_ms": ms, "source": source,
+                            "leg": "caller" if leg.uas else "callee"})
                 case PlaybackDone(worker=w, endpoint=e, reason=reason):
                     leg = self._legs_by_ep.get((w, e))
                     if leg is not None and reason == "done" and leg.call.target.kind == "play":
@@ -434,8 +441,10 @@ class CallControl:
         """Create the endpoint answering ``leg``'s offer; False if the leg is over."""
         assert leg.remote_sdp is not None
         try:
+            # In-band detection on every caller leg: carriers and phones that do not send
+            # RFC 4733 still reach IVR menus.
             ep, answer, negotiated = await self.media.answer(leg.call.id, leg.remote_sdp,
-                                                             leg.local_host)
+                                                             leg.local_host, dtmf_inband=True)
         except ProtocolError:
             if self._live(leg) and not leg.answered:
                 self._end_leg_unanswered(leg, 488, self._clock())
