@@ -237,36 +237,7 @@ cdef class JitterBuffer:
     :param max_delay_ms: highest target playout delay.
     """
 
-    cdef int16_t* _data
-    cdef uint8_t* _valid
-    cdef int64_t _size
-    cdef int64_t _mask
-    cdef Plc _plc
-    # stream / timeline
-    cdef uint32_t _ssrc
-    cdef uint32_t _last_ts
-    cdef int64_t _last_ext
-    cdef int64_t _play_ts
-    cdef int64_t _first_ext
-    cdef int64_t _win_lo
-    cdef int _have_stream
-    cdef int _playing
-    cdef int _pending_resync
-    cdef int _late_run
-    cdef uint16_t _seen_seq[JB_SEEN]
-    cdef int64_t _seen_ext[JB_SEEN]
-    cdef uint8_t _seen_ok[JB_SEEN]
-    # delay estimation
-    cdef int _have_transit
-    cdef double _cur_min, _cur_max, _prev_min, _prev_max, _win_start_ms
-    cdef double _spread, _last_arrival_ms
-    cdef int _min_delay, _max_delay, _target
-    cdef double _last_delay
-    cdef int16_t _scratch[MAX_PAYLOAD]
-    # counters
-    cdef readonly int64_t packets, duplicates, late, ignored, resyncs
-    cdef readonly int64_t real_frames, concealed_frames, silence_frames
-    cdef readonly int64_t shrunk_frames, stretched_frames
+    # C attributes and cdef methods are declared in _jitter.pxd (cimported by _tick).
 
     def __cinit__(self, int min_delay_ms=40, int max_delay_ms=200):
         cdef int64_t need

@@ -50,3 +50,10 @@ cdef class NetIO:
     cdef int64_t[::1] _latched
     cdef double[::1] _last_rx
     cdef void _relay_one(self, int32_t src, uint8_t* pkt, Py_ssize_t n) noexcept nogil
+    cdef Py_ssize_t _poll_rows(self, uint8_t* packets, Py_ssize_t width, Py_ssize_t start,
+                          Py_ssize_t cap, int32_t* lengths, int32_t* slots,
+                          double* arrival_ms, uint32_t* src_ip, uint16_t* src_port,
+                          double deadline_ms) noexcept nogil
+    cdef Py_ssize_t _send_rows(self, const uint8_t* packets, Py_ssize_t width,
+                          const int32_t* lengths, const int32_t* slots,
+                          Py_ssize_t count) noexcept nogil

@@ -36,5 +36,6 @@ class NetIO:
         src_ip: Any,
         src_port: Any,
         deadline_ms: float,
+        start: int = 0,
     ) -> int: ...
     def send(self, packets: Any, lengths: Any, slots: Any, count: int) -> int: ...

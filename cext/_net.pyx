@@ -250,89 +250,143 @@ cdef class NetIO:
             self._tx[dst] += 1
             self._relayed[dst] += 1
 
-    def poll(self, uint8_t[:, ::1] packets, int32_t[::1] lengths, int32_t[::1] slots,
-             double[::1] arrival_ms, uint32_t[::1] src_ip, uint16_t[::1] src_port,
-             double deadline_ms) -> int:
-        """Receive until ``deadline_ms`` (CLOCK_MONOTONIC ms) or until the buffer is full.
-
-        Fills rows ``0..n-1`` and returns ``n``. Datagrams longer than a row are
-        truncated and get their real length in ``lengths`` (the RTP parser then flags
-        them). With a deadline in the past it makes one non-blocking sweep.
-        """
-        cdef Py_ssize_t cap = packets.shape[0], width = packets.shape[1]
-        cdef Py_ssize_t n = 0, i, j, m, want
+    cdef Py_ssize_t _poll_rows(self, uint8_t* packets, Py_ssize_t width, Py_ssize_t start,
+                          Py_ssize_t cap, int32_t* lengths, int32_t* slots,
+                          double* arrival_ms, uint32_t* src_ip, uint16_t* src_port,
+                          double deadline_ms) noexcept nogil:
+        """Body of :meth:`poll` over raw row pointers: fill rows ``start..cap-1``, return
+        the new row count. A deadline in the past makes one non-blocking sweep (the tick
+        kernel of ``cext._tick`` calls this between endpoint chunks)."""
+        cdef Py_ssize_t n = start, i, j, m, want
         cdef int k, timeout, fd
         cdef int32_t slot
         cdef double now, remaining
+        cdef uint8_t* row
         cdef epoll_event events[NET_MAX_EVENTS]
         cdef mmsghdr msgs[NET_VLEN]
         cdef iovec iov[NET_VLEN]
         cdef sockaddr_in addrs[NET_VLEN]
+        while n < cap:
+            now = c_monotonic_ms()
+            remaining = deadline_ms - now
+            if remaining <= 0:
+                timeout = 0
+            else:
+                timeout = <int>remaining
+                if timeout < remaining:
+                    timeout += 1
+            k = epoll_wait(self._epfd, events, NET_MAX_EVENTS, timeout)
+            if k < 0:
+                if errno == EINTR:
+                    continue
+                break
+            for i in range(k):
+                slot = <int32_t>events[i].data.u32
+                if slot < 0 or slot >= self.capacity:
+                    continue
+                fd = self._fds[slot]
+                if fd < 0:
+                    continue
+                while n < cap:
+                    want = cap - n
+                    if want > NET_VLEN:
+                        want = NET_VLEN
+                    for j in range(want):
+                        iov[j].iov_base = packets + (n + j) * width
+                        iov[j].iov_len = width
+                        memset(&msgs[j], 0, sizeof(mmsghdr))
+                        msgs[j].msg_hdr.msg_name = &addrs[j]
+                        msgs[j].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+                        msgs[j].msg_hdr.msg_iov = &iov[j]
+                        msgs[j].msg_hdr.msg_iovlen = 1
+                    m = recvmmsg(fd, msgs, <unsigned int>want, MSG_DONTWAIT, NULL)
+                    if m <= 0:
+                        break
+                    now = c_monotonic_ms()
+                    for j in range(m):
+                        row = packets + n * width
+                        lengths[n] = <int32_t>msgs[j].msg_len
+                        slots[n] = slot
+                        arrival_ms[n] = now
+                        src_ip[n] = addrs[j].sin_addr.s_addr
+                        src_port[n] = ntohs(addrs[j].sin_port)
+                        self._rx[slot] += 1
+                        self._last_rx[slot] = now
+                        if msgs[j].msg_len >= 12 and (row[0] >> 6) == 2:
+                            # RFC 4961 symmetric RTP: latch on to the peer's source.
+                            if self._latch[slot] and (
+                                    src_ip[n] != self._rip[slot]
+                                    or src_port[n] != self._rport[slot]):
+                                self._rip[slot] = src_ip[n]
+                                self._rport[slot] = src_port[n]
+                                self._latched[slot] += 1
+                            if self._relay[slot] >= 0 and msgs[j].msg_len <= width:
+                                self._relay_one(slot, row, msgs[j].msg_len)
+                        n += 1
+                    if m < want:
+                        break
+            if remaining <= 0:
+                break
+        return n
+
+    def poll(self, uint8_t[:, ::1] packets, int32_t[::1] lengths, int32_t[::1] slots,
+             double[::1] arrival_ms, uint32_t[::1] src_ip, uint16_t[::1] src_port,
+             double deadline_ms, Py_ssize_t start=0) -> int:
+        """Receive until ``deadline_ms`` (CLOCK_MONOTONIC ms) or until the buffer is full.
+
+        Fills rows ``start..n-1`` and returns ``n``. Datagrams longer than a row are
+        truncated and get their real length in ``lengths`` (the RTP parser then flags
+        them). With a deadline in the past it makes one non-blocking sweep.
+        """
+        cdef Py_ssize_t cap = packets.shape[0], width = packets.shape[1]
+        cdef Py_ssize_t n
         if (lengths.shape[0] < cap or slots.shape[0] < cap or arrival_ms.shape[0] < cap
                 or src_ip.shape[0] < cap or src_port.shape[0] < cap):
             raise ValueError("NetIO.poll arrays must hold one entry per packet row")
+        if start < 0 or start > cap:
+            raise ValueError(f"NetIO.poll start {start} outside 0..{cap}")
+        if start == cap:
+            return cap
         with nogil:
-            while n < cap:
-                now = c_monotonic_ms()
-                remaining = deadline_ms - now
-                if remaining <= 0:
-                    timeout = 0
-                else:
-                    timeout = <int>remaining
-                    if timeout < remaining:
-                        timeout += 1
-                k = epoll_wait(self._epfd, events, NET_MAX_EVENTS, timeout)
-                if k < 0:
-                    if errno == EINTR:
-                        continue
-                    break
-                for i in range(k):
-                    slot = <int32_t>events[i].data.u32
-                    if slot < 0 or slot >= self.capacity:
-                        continue
-                    fd = self._fds[slot]
-                    if fd < 0:
-                        continue
-                    while n < cap:
-                        want = cap - n
-                        if want > NET_VLEN:
-                            want = NET_VLEN
-                        for j in range(want):
-                            iov[j].iov_base = &packets[n + j, 0]
-                            iov[j].iov_len = width
-                            memset(&msgs[j], 0, sizeof(mmsghdr))
-                            msgs[j].msg_hdr.msg_name = &addrs[j]
-                            msgs[j].msg_hdr.msg_namelen = sizeof(sockaddr_in)
-                            msgs[j].msg_hdr.msg_iov = &iov[j]
-                            msgs[j].msg_hdr.msg_iovlen = 1
-                        m = recvmmsg(fd, msgs, <unsigned int>want, MSG_DONTWAIT, NULL)
-                        if m <= 0:
-                            break
-                        now = c_monotonic_ms()
-                        for j in range(m):
-                            lengths[n] = <int32_t>msgs[j].msg_len
-                            slots[n] = slot
-                            arrival_ms[n] = now
-                            src_ip[n] = addrs[j].sin_addr.s_addr
-                            src_port[n] = ntohs(addrs[j].sin_port)
-                            self._rx[slot] += 1
-                            self._last_rx[slot] = now
-                            if msgs[j].msg_len >= 12 and (packets[n, 0] >> 6) == 2:
-                                # RFC 4961 symmetric RTP: latch on to the peer's source.
-                                if self._latch[slot] and (
-                                        src_ip[n] != self._rip[slot]
-                                        or src_port[n] != self._rport[slot]):
-                                    self._rip[slot] = src_ip[n]
-                                    self._rport[slot] = src_port[n]
-                                    self._latched[slot] += 1
-                                if self._relay[slot] >= 0 and msgs[j].msg_len <= width:
-                                    self._relay_one(slot, &packets[n, 0], msgs[j].msg_len)
-                            n += 1
-                        if m < want:
-                            break
-                if remaining <= 0:
-                    break
+            n = self._poll_rows(&packets[0, 0], width, start, cap, &lengths[0], &slots[0],
+                           &arrival_ms[0], &src_ip[0], &src_port[0], deadline_ms)
         return n
+
+    cdef Py_ssize_t _send_rows(self, const uint8_t* packets, Py_ssize_t width,
+                          const int32_t* lengths, const int32_t* slots,
+                          Py_ssize_t count) noexcept nogil:
+        """Body of :meth:`send` over raw row pointers."""
+        cdef Py_ssize_t i = 0, j, run, sent = 0
+        cdef int32_t slot
+        cdef int r
+        cdef mmsghdr msgs[NET_VLEN]
+        cdef iovec iov[NET_VLEN]
+        cdef sockaddr_in sa
+        while i < count:
+            slot = slots[i]
+            run = 1
+            while (i + run < count and run < NET_VLEN and slots[i + run] == slot):
+                run += 1
+            if (0 <= slot < self.capacity and self._fds[slot] >= 0 and self._send[slot]
+                    and self._rport[slot] != 0):
+                memset(&sa, 0, sizeof(sa))
+                sa.sin_family = AF_INET
+                sa.sin_port = htons(self._rport[slot])
+                sa.sin_addr.s_addr = self._rip[slot]
+                for j in range(run):
+                    iov[j].iov_base = <void*>(packets + (i + j) * width)
+                    iov[j].iov_len = lengths[i + j]
+                    memset(&msgs[j], 0, sizeof(mmsghdr))
+                    msgs[j].msg_hdr.msg_name = &sa
+                    msgs[j].msg_hdr.msg_namelen = sizeof(sa)
+                    msgs[j].msg_hdr.msg_iov = &iov[j]
+                    msgs[j].msg_hdr.msg_iovlen = 1
+                r = sendmmsg(self._fds[slot], msgs, <unsigned int>run, MSG_DONTWAIT)
+                if r > 0:
+                    sent += r
+                    self._tx[slot] += r
+            i += run
+        return sent
 
     def send(self, const uint8_t[:, ::1] packets, const int32_t[::1] lengths,
              const int32_t[::1] slots, Py_ssize_t count) -> int:
@@ -340,38 +394,12 @@ cdef class NetIO:
         address; one ``sendmmsg`` per run of consecutive rows of one slot. Rows of a slot
         without a remote address or with sending disabled are skipped. Returns the
         number of datagrams the kernel accepted."""
-        cdef Py_ssize_t i = 0, j, run, sent = 0
-        cdef int32_t slot
-        cdef int r
-        cdef mmsghdr msgs[NET_VLEN]
-        cdef iovec iov[NET_VLEN]
-        cdef sockaddr_in sa
+        cdef Py_ssize_t sent = 0
         if count < 0 or count > packets.shape[0] or count > lengths.shape[0] \
                 or count > slots.shape[0]:
             raise ValueError("NetIO.send count exceeds the arrays")
+        if count == 0:
+            return 0
         with nogil:
-            while i < count:
-                slot = slots[i]
-                run = 1
-                while (i + run < count and run < NET_VLEN and slots[i + run] == slot):
-                    run += 1
-                if (0 <= slot < self.capacity and self._fds[slot] >= 0 and self._send[slot]
-                        and self._rport[slot] != 0):
-                    memset(&sa, 0, sizeof(sa))
-                    sa.sin_family = AF_INET
-                    sa.sin_port = htons(self._rport[slot])
-                    sa.sin_addr.s_addr = self._rip[slot]
-                    for j in range(run):
-                        iov[j].iov_base = <void*>&packets[i + j, 0]
-                        iov[j].iov_len = lengths[i + j]
-                        memset(&msgs[j], 0, sizeof(mmsghdr))
-                        msgs[j].msg_hdr.msg_name = &sa
-                        msgs[j].msg_hdr.msg_namelen = sizeof(sa)
-                        msgs[j].msg_hdr.msg_iov = &iov[j]
-                        msgs[j].msg_hdr.msg_iovlen = 1
-                    r = sendmmsg(self._fds[slot], msgs, <unsigned int>run, MSG_DONTWAIT)
-                    if r > 0:
-                        sent += r
-                        self._tx[slot] += r
-                i += run
+            sent = self._send_rows(&packets[0, 0], packets.shape[1], &lengths[0], &slots[0], count)
         return sent

@@ -61,8 +61,9 @@ class RecvBatch:
         self.status = np.zeros(capacity, np.int8)
         self.count = 0
 
-    def poll(self, net: NetIO, deadline_ms: float) -> int:
-        """Receive into the rows until ``deadline_ms``; returns the row count."""
+    def poll(self, net: NetIO, deadline_ms: float, start: int = 0) -> int:
+        """Receive into rows ``start..`` until ``deadline_ms``; returns the row count
+        (rows ``0..start-1``, e.g. filled by the tick kernel's sweeps, are kept)."""
         self.count = net.poll(self.packets, self.lengths, self.slots, self.arrival_ms,
-                              self.src_ip, self.src_port, deadline_ms)
+                              self.src_ip, self.src_port, deadline_ms, start)
         return self.count

@@ -8,10 +8,12 @@ Two threads share the process:
   It runs an absolute 20 ms schedule: ``NetIO.poll`` sleeps in ``epoll_wait`` (GIL
   released) until the next tick's deadline while draining every readable RTP socket with
   ``recvmmsg`` and relaying same-codec two-party bridges packet by packet in C; then the
-  tick's Python code runs a fixed, small number of kernel calls: one ``parse_batch``, one
-  ``put_batch`` + one ``get_frame`` per receiving endpoint, DTMF/VAD per endpoint that
-  asked for it, one ``mix`` for all rooms, the playout fills, one or two G.711 encode calls
-  for all senders, one ``build_batch`` and one ``NetIO.send`` (sendmmsg).
+  tick runs one :class:`cext.tick.TickKernel` call with the GIL released (route rows to
+  jitter buffers, one frame per endpoint, in-band DTMF, mix, echo, playout, recording
+  taps, G.711 encode, RTP build, sendmmsg), which also sweeps the sockets every 64
+  endpoints into the other of two receive batches so relaying continues during the tick.
+  Python then handles the few events (digits, RFC 4733 rows, playback done), VAD for the
+  endpoints that asked, full recording buffers and RFC 4733 sending.
 * the **asyncio thread** (uvloop when available) serves the control socket. Validated
   commands are queued to the tick thread, which applies them at the start of a tick and
   resolves the reply future through ``call_soon_threadsafe``; events go the same way in
@@ -41,12 +43,12 @@ from typing import Any
 
 import numpy as np
 
-from cext.g711 import alaw_encode, ulaw_encode
 from cext.jitter import stats as jb_stats
 from cext.mixer import plan_from_hears
 from cext.net import NetIO, RecvBatch, ip_from_be, ip_to_be, monotonic_ms
 from cext.rfc4733 import TelephoneEventSender
-from cext.rtp import RtpHeader, build_batch, parse_batch
+from cext.rtp import RtpHeader
+from cext.tick import EV_DTMF, EV_PLAY_DONE, EV_TE, EV_TONE_DONE, TickKernel
 from cext.tones import PromptPlayer, call_progress, dtmf_string
 
 from .endpoint import Recording, RtpEndpoint, wav_header
@@ -117,20 +119,17 @@ class MediaWorker:
         self.rtp_ip = rtp_ip
         self.prompts = PromptCache(data_dir)
         self.net = NetIO(cap)
-        self.rb = RecvBatch(min(max(256, 4 * cap), 16384))
+        rows = min(max(256, 4 * cap), 16384)
+        # two receive batches: the tick kernel routes one while its network sweeps (and
+        # the poll until the next deadline) fill the other
+        self._rbs = (RecvBatch(rows), RecvBatch(rows))
+        self._cur = 0
+        self._start_row = 0
         self.inp = np.zeros((cap, FRAME), np.int16)
         self.out = np.zeros((cap, FRAME), np.int16)
-        self._pcm = np.zeros((cap, FRAME), np.int16)
-        self._pay = np.zeros((cap, FRAME), np.uint8)
-        self._plen = np.full(cap, FRAME, np.int32)
-        self._marker = np.zeros(cap, np.uint8)
-        self._pkt = np.zeros((cap, 12 + FRAME), np.uint8)
-        self._pkt_len = np.zeros(cap, np.int32)
-        self._scratch = np.zeros(FRAME, np.int16)
-        self._dtmf_codes = np.zeros(8, np.int32)
-        self._dtmf_starts = np.zeros(8, np.int64)
-        self._dtmf_durs = np.zeros(8, np.int32)
-        self._te_pt = np.full(cap, 255, np.uint8)  # per slot; 255 = none
+        self.kernel = TickKernel(self.net, self.inp, self.out, self._rbs[0], self._rbs[1])
+        self._rec_order: list[Recording] = []
+        """Recordings in the kernel's table order (index = kernel recording index)."""
         self._free_slots = list(range(cap))
         heapq.heapify(self._free_slots)
         self.endpoints: dict[int, RtpEndpoint] = {}
@@ -145,19 +144,10 @@ class MediaWorker:
         self._dirty = True
         self._plan: Any = None
         self._nlegs = 0
-        self._rx_eps: list[RtpEndpoint] = []
-        self._dtmf_eps: list[RtpEndpoint] = []
         self._vad_eps: list[RtpEndpoint] = []
-        self._echo_eps: list[RtpEndpoint] = []
-        self._play_eps: list[RtpEndpoint] = []
         self._te_tx_eps: list[RtpEndpoint] = []
+        self._timeout_eps: list[RtpEndpoint] = []
         self._te_open: set[RtpEndpoint] = set()
-        self._send_idx = np.zeros(0, np.int32)
-        self._send_pt = np.zeros(0, np.uint8)
-        self._send_u = np.zeros(0, np.intp)
-        self._send_a = np.zeros(0, np.intp)
-        self._adv_idx = np.zeros(0, np.int32)
-        self._te_any = False
         # threads and I/O
         self.commands: deque[tuple[Callable[[], Any], asyncio.Future[Any] | None]] = deque()
         self.events: list[dict[str, Any]] = []
@@ -180,7 +170,7 @@ class MediaWorker:
         """The tick thread's body: an absolute 20 ms schedule until ``running`` is False."""
         deadline = monotonic_ms() + TICK_MS
         while self.running:
-            n = self.rb.poll(self.net, deadline)
+            n = self._rbs[self._cur].poll(self.net, deadline, self._start_row)
             start = monotonic_ms()
             if start < deadline:  # receive buffer full before the deadline
                 self._receive(n, start)
@@ -220,57 +210,57 @@ class MediaWorker:
                 self.loop.call_soon_threadsafe(_resolve, fut, result, exc)
 
     def _receive(self, n: int, now: float) -> None:
-        """Parse rows 0..n-1 and feed them to the endpoints' jitter buffers."""
-        if n == 0:
-            return
-        rb = self.rb
+        """Route rows 0..n-1 of the current batch into the jitter buffers (no frame)."""
+        if self._dirty:
+            self._rebuild()
+        self._run_kernel(n, now, full=False)
+
+    def _run_kernel(self, n: int, now: float, full: bool) -> None:
+        """One kernel call (GIL released inside), then the few events in Python."""
+        k = self.kernel
+        rb = self._rbs[self._cur]
+        nev = k.run(self._cur, n, now, full)
         self.rx_total += n
-        parse_batch(rb.packets, rb.lengths, rb.seq, rb.ts, rb.ssrc, rb.pt, rb.marker,
-                    rb.payload_offset, rb.payload_len, rb.status, n)
-        slots = rb.slots[:n]
-        if self._te_any:
-            te_rows = np.flatnonzero((rb.pt[:n] == self._te_pt[slots]) & (rb.status[:n] == 0))
-            for r in te_rows.tolist():  # RFC 4733 packets: only while a key is pressed
-                ep = self.by_slot[slots[r]]
-                if ep is not None and ep.receives:
-                    off = int(rb.payload_offset[r])
-                    try:
-                        ep.te_rx.receive(rb.packets[r, off:off + int(rb.payload_len[r])],
-                                         int(rb.ts[r]), bool(rb.marker[r]), now / 1000.0)
-                    except ValueError:
-                        continue
-                    self._te_open.add(ep)
-        if n == 1:
-            ep = self.by_slot[slots[0]]
-            if ep is not None and ep.receives:
-                ep.jb.put_batch(rb.packets, rb.payload_offset, rb.payload_len, rb.seq, rb.ts,
-                                rb.ssrc, rb.pt, rb.status, rb.arrival_ms, _ROW0)
-            rb.count = 0
-            return
-        order = np.argsort(slots, kind="stable").astype(np.int32)
-        ss = slots[order]
-        cuts = (np.flatnonzero(ss[1:] != ss[:-1]) + 1).tolist()
-        a = 0
-        by_slot = self.by_slot
-        for b in cuts + [n]:
-            ep = by_slot[ss[a]]
-            if ep is not None and ep.receives:
-                ep.jb.put_batch(rb.packets, rb.payload_offset, rb.payload_len, rb.seq, rb.ts,
-                                rb.ssrc, rb.pt, rb.status, rb.arrival_ms, order[a:b])
-            a = b
         rb.count = 0
+        self._cur ^= 1
+        self._start_row = k.swept
+        if nev:
+            self._kernel_events(nev, rb, now)
+
+    def _kernel_events(self, nev: int, rb: RecvBatch, now: float) -> None:
+        k = self.kernel
+        by_slot = self.by_slot
+        for kind, slot, a, b in zip(k.events_kind[:nev].tolist(), k.events_slot[:nev].tolist(),
+                                    k.events_a[:nev].tolist(), k.events_b[:nev].tolist()):
+            ep = by_slot[slot]
+            if ep is None:
+                continue
+            if kind == EV_DTMF:
+                self._emit("dtmf", endpoint=ep.id, digit=DTMF_CHARS[a], duration_ms=b // 8,
+                           source="inband")
+            elif kind == EV_TE:  # RFC 4733 packets: only while a key is pressed
+                off = int(rb.payload_offset[a])
+                try:
+                    ep.te_rx.receive(rb.packets[a, off:off + int(rb.payload_len[a])],
+                                     int(rb.ts[a]), bool(rb.marker[a]), now / 1000.0)
+                except ValueError:
+                    continue
+                self._te_open.add(ep)
+            elif kind == EV_PLAY_DONE:
+                self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="done")
+                ep.player = None
+                self._dirty = True
+            elif kind == EV_TONE_DONE:
+                ep.tone_tx = None
+                self._dirty = True
 
     def _tick(self, now: float, n: int) -> None:
         self._apply_commands()
-        self._receive(n, now)
         if self._dirty:
             self._rebuild()
-        for ep in self._rx_eps:
-            ep.jb.get_frame(ep.in_row, now)
+        self._run_kernel(n, now, full=True)
         if self._te_open:
             self._te_events(now)
-        for ep in self._dtmf_eps:
-            self._inband(ep)
         for ep in self._vad_eps:
             r = ep.vad.process(ep.in_row)  # type: ignore[union-attr]
             if r == SPEECH_START:
@@ -278,32 +268,17 @@ class MediaWorker:
             elif r == SPEECH_STOP:
                 self._emit("speech_stop", endpoint=ep.id,
                            duration_ms=int(ep.vad.burst_frames * TICK_MS))  # type: ignore[union-attr]
-        nl = self._nlegs
-        if self._plan is not None:
-            self._plan.mix(self.inp[:nl], self.out[:nl])
-        for ep in self._echo_eps:
-            np.clip(self.out[ep.slot].astype(np.int32) + ep.in_row, -32768, 32767,
-                    out=ep.out_row, casting="unsafe")
-        for ep in self._play_eps:
-            self._playout(ep)
-        if self.recordings:
-            self._record()
+        if self._rec_order:
+            full = self.kernel.rec_full
+            if full.any():
+                self._flush_full(np.flatnonzero(full).tolist())
         if self._te_tx_eps:
             self._send_te(now)
-        self._send_audio()
-        if self.ticks % 50 == 0:
+        if self.ticks % 50 == 0 and self._timeout_eps:
             self._check_timeouts(now)
         if self.events and self.loop is not None:
             events, self.events = self.events, []
             self.loop.call_soon_threadsafe(self._write_events, events)
-
-    def _inband(self, ep: RtpEndpoint) -> None:
-        det = ep.dtmf
-        assert det is not None
-        m = det.process(ep.in_row, self._dtmf_codes, self._dtmf_starts, self._dtmf_durs)
-        for k in range(m):
-            self._emit("dtmf", endpoint=ep.id, digit=DTMF_CHARS[int(self._dtmf_codes[k])],
-                       duration_ms=int(self._dtmf_durs[k]) // 8, source="inband")
 
     def _te_events(self, now: float) -> None:
         for ep in list(self._te_open):
@@ -315,42 +290,30 @@ class MediaWorker:
             if ep.te_rx.get_timer() is None:
                 self._te_open.discard(ep)
 
-    def _playout(self, ep: RtpEndpoint) -> None:
-        if ep.tone_tx is not None:  # in-band DTMF being sent replaces everything
-            if ep.tone_tx.fill(ep.out_row):
-                ep.tone_tx = None
-                self._dirty = True
-            return
-        if ep.player is None:
-            return
-        if ep.play_mix:
-            done = ep.player.fill(self._scratch)
-            np.clip(ep.out_row.astype(np.int32) + self._scratch, -32768, 32767,
-                    out=ep.out_row, casting="unsafe")
-        else:
-            done = ep.player.fill(ep.out_row)
-        if done:
-            self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="done")
-            ep.player = None
-            self._dirty = True
+    def _flush_full(self, full: list[int]) -> None:
+        """Hand the recording buffers the kernel filled to the writer thread."""
+        k = self.kernel
+        for i in full:
+            rec = self._rec_order[i]
+            rec.pos = int(k.rec_pos[i])
+            self._flush_recording(rec)
+            k.rec_pos[i] = 0
+            k.rec_full[i] = 0
 
-    def _record(self) -> None:
-        inp = self.inp
-        for rec in self.recordings.values():
-            if rec.paused:
-                continue
-            p = rec.pos
-            for col, side in ((0, rec.left), (1, rec.right)):
-                if len(side) == 1:
-                    rec.buf[p:p + FRAME, col] = inp[side[0]]
-                elif side:
-                    np.clip(inp[side].astype(np.int32).sum(axis=0), -32768, 32767,
-                            out=rec.buf[p:p + FRAME, col], casting="unsafe")
-                else:
-                    rec.buf[p:p + FRAME, col] = 0
-            rec.pos = p + FRAME
-            if rec.pos == rec.buf.shape[0]:
-                self._flush_recording(rec)
+    def _sync_recordings(self) -> None:
+        """Copy the kernel's buffer positions back into the Recording objects."""
+        pos = self.kernel.rec_pos
+        for i, rec in enumerate(self._rec_order):
+            rec.pos = int(pos[i])
+
+    def _bind_recordings(self) -> None:
+        """Give the kernel the current recording set (per recording command only)."""
+        self._sync_recordings()
+        order = list(self.recordings.values())
+        self.kernel.set_recordings([r.buf for r in order], [r.left for r in order],
+                                   [r.right for r in order], [r.paused for r in order],
+                                   [r.pos for r in order])
+        self._rec_order = order
 
     def _flush_recording(self, rec: Recording, final: bool = False) -> None:
         data = rec.buf[:rec.pos].tobytes()
@@ -379,36 +342,8 @@ class MediaWorker:
             if not ep.te_tx:
                 self._dirty = True
 
-    def _send_audio(self) -> None:
-        idx = self._send_idx
-        k = len(idx)
-        net = self.net
-        if k:
-            pcm = self._pcm[:k]
-            np.take(self.out, idx, axis=0, out=pcm)
-            pay = self._pay[:k]
-            if len(self._send_a) == 0:
-                ulaw_encode(pcm.reshape(-1), pay.reshape(-1))
-            elif len(self._send_u) == 0:
-                alaw_encode(pcm.reshape(-1), pay.reshape(-1))
-            else:
-                pay[self._send_u] = _encode_rows(ulaw_encode, pcm[self._send_u])
-                pay[self._send_a] = _encode_rows(alaw_encode, pcm[self._send_a])
-            seq = net.out_seq[idx]
-            ts = net.out_ts[idx]
-            build_batch(pay, self._plen, self._send_pt, self._marker, seq, ts,
-                        net.out_ssrc[idx], self._pkt, self._pkt_len, k)
-            net.out_seq[idx] = seq + np.uint16(1)
-            net.send(self._pkt, self._pkt_len, idx, k)
-        adv = self._adv_idx
-        if len(adv):
-            net.out_ts[adv] += np.uint32(FRAME)
-        self.out[:self._nlegs] = 0
-
     def _check_timeouts(self, now: float) -> None:
-        for ep in self.endpoints.values():
-            if ep.media_timeout <= 0:
-                continue
+        for ep in self._timeout_eps:
             last = max(float(self.net.last_rx_ms[ep.slot]), ep.armed_ms)
             idle = (now - last) / 1000.0
             if idle >= ep.media_timeout:
@@ -462,29 +397,21 @@ class MediaWorker:
         self._plan = plan_from_hears(nl, hears_map, gain_list) if any_mix else None
         self.out[:] = 0
         self.inp[:] = 0
-        self._rx_eps = [ep for ep in eps if ep.receives]
-        self._dtmf_eps = [ep for ep in eps if ep.dtmf is not None and ep.receives]
         self._vad_eps = [ep for ep in eps if ep.vad is not None and ep.receives]
-        self._echo_eps = [ep for ep in eps if ep.echo]
-        self._play_eps = [ep for ep in eps if ep.player is not None or ep.tone_tx is not None]
         self._te_tx_eps = [ep for ep in eps if ep.te_tx]
-        self._te_any = any(ep.te_pt is not None for ep in eps)
+        self._timeout_eps = [ep for ep in eps if ep.media_timeout > 0]
+        k = self.kernel
         for ep in eps:
             net.send_enabled[ep.slot] = 1 if ep.sends else 0
-            self._te_pt[ep.slot] = 255 if ep.te_pt is None else ep.te_pt
+            k.set_endpoint(ep.slot, ep.jb, ep.dtmf if ep.receives else None, ep.player,
+                           ep.play_mix, ep.tone_tx, ep.receives, ep.echo,
+                           255 if ep.te_pt is None else ep.te_pt)
         senders = sorted((ep for ep in eps if ep.sends and ep.slot not in relay_targets
                           and not ep.te_tx), key=lambda e: e.slot)
-        self._send_idx = np.array([ep.slot for ep in senders], np.int32)
-        self._send_pt = np.array([ep.pt for ep in senders], np.uint8)
-        self._send_u = np.array([i for i, ep in enumerate(senders) if ep.codec == "pcmu"],
-                                np.intp)
-        self._send_a = np.array([i for i, ep in enumerate(senders) if ep.codec == "pcma"],
-                                np.intp)
-        self._adv_idx = np.array([ep.slot for ep in eps if ep.slot not in relay_targets],
-                                 np.int32)
-        for ep in eps:  # idle receivers: keep their input row silent
-            if not ep.receives:
-                ep.in_row[:] = 0
+        k.set_lists(self._plan, nl, np.array([ep.slot for ep in senders], np.int32),
+                    np.array([0 if ep.codec == "pcmu" else 1 for ep in senders], np.uint8),
+                    np.array([ep.pt for ep in senders], np.uint8),
+                    np.array([ep.slot for ep in eps if ep.slot not in relay_targets], np.int32))
 
     # ---------------------------------------------------------- commands (tick thread)
 
@@ -572,6 +499,7 @@ class MediaWorker:
         self._free_ports.append(ep.port)
         del self.endpoints[ep.id]
         self.by_slot[ep.slot] = None
+        self.kernel.set_endpoint(ep.slot, None)
         heapq.heappush(self._free_slots, ep.slot)
         self._te_open.discard(ep)
         ep.in_row[:] = 0
@@ -650,6 +578,7 @@ class MediaWorker:
             raise CommandError(f"path: {exc}") from None
         self._next_rec += 1
         self.recordings[rec.id] = rec
+        self._bind_recordings()
         return {"recording": rec.id}
 
     def _rec(self, rec_id: int) -> Recording:
@@ -660,10 +589,12 @@ class MediaWorker:
 
     def cmd_record_pause(self, args: dict[str, Any]) -> dict[str, Any]:
         self._rec(args["recording"]).paused = True
+        self._bind_recordings()
         return {}
 
     def cmd_record_resume(self, args: dict[str, Any]) -> dict[str, Any]:
         self._rec(args["recording"]).paused = False
+        self._bind_recordings()
         return {}
 
     def cmd_record_stop(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -671,8 +602,10 @@ class MediaWorker:
         return self._finish_recording(rec)
 
     def _finish_recording(self, rec: Recording) -> dict[str, Any]:
+        self._sync_recordings()
         self._flush_recording(rec, final=True)
         del self.recordings[rec.id]
+        self._bind_recordings()
         seconds = rec.data_bytes / 4 / 8000
         self._emit("recording_done", recording=rec.id, path=rec.path, seconds=seconds)
         return {"recording": rec.id, "seconds": seconds}
@@ -804,15 +737,6 @@ class MediaWorker:
         finally:
             self.writers.discard(writer)
             writer.close()
-
-
-_ROW0 = np.zeros(1, np.int32)
-
-
-def _encode_rows(fn: Callable[[Any, Any], int], pcm: np.ndarray) -> np.ndarray:
-    out = np.empty(pcm.shape, np.uint8)
-    fn(np.ascontiguousarray(pcm).reshape(-1), out.reshape(-1))
-    return out
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:

@@ -1,0 +1,546 @@
+# cython: boundscheck=False, wraparound=False
+"""The media worker's tick kernel: one nogil call per 20 ms tick over all endpoints.
+
+Theory of operation
+-------------------
+A :class:`TickKernel` holds, per endpoint *slot* (the row of the worker's ``inp``/``out``
+int16 arrays and of :class:`cext.net.NetIO`), borrowed C pointers to that endpoint's
+kernels: its :class:`~cext.jitter.JitterBuffer`, its :class:`~cext.dtmf.DtmfDetector`
+(in-band DTMF, optional), the prompt/tone player and the in-band DTMF tone being sent.
+The Python objects themselves are kept alive in ``_refs``; the worker (the only owner,
+on the tick thread) re-binds a slot with :meth:`TickKernel.set_endpoint` whenever one of
+them changes and the per-tick slot lists with :meth:`TickKernel.set_lists`, so no Python
+object is touched inside the tick.
+
+:meth:`TickKernel.run` does, with the GIL released:
+
+1. parse every received row of the current batch (as ``cext.rtp.parse_batch``) and
+   route it: RFC 4733 rows (the endpoint's telephone-event PT) become ``EV_TE`` events for
+   the Python receiver; audio rows are G.711-decoded and inserted into the endpoint's
+   jitter buffer (exactly ``JitterBuffer.put_batch``, row order = arrival order);
+2. pull one 20 ms frame per receiving endpoint (``JitterBuffer.get_frame``) into
+   ``inp[slot]`` and run the in-band DTMF detector on it, finished digits becoming
+   ``EV_DTMF`` events; every ``TK_SWEEP_EVERY`` endpoints it makes one non-blocking
+   network sweep (``NetIO._poll_rows`` with a past deadline) into the *other* batch, so
+   same-codec relaying goes on while the tick computes;
+3. mix all rooms (``MixPlan._mix``), add the echo endpoints' own input, apply the
+   players (tone > prompt, replace or mix; ``EV_TONE_DONE``/``EV_PLAY_DONE``);
+4. copy the received frames into the recordings' stereo buffers (left/right = the
+   saturated sum of the side's endpoints); a buffer that fills is flagged in
+   ``rec_full`` for the worker to hand to its writer thread;
+5. G.711-encode every sender's output row, build its RTP packet (the NetIO's
+   ``out_seq``/``out_ts``/``out_ssrc``) into ``packets`` and send all of them
+   (``NetIO._send_rows``: sendmmsg per slot); advance the timestamps of the advancing slots.
+
+Everything is preallocated; the only outputs the worker reads in Python are the small
+event arrays (``n_events`` rows), ``rec_full`` and the counters.
+"""
+
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.ref cimport PyObject
+from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy, memset
+
+from cext._dtmf cimport DtmfDetector
+from cext._g711 cimport c_alaw_decode, c_alaw_encode, c_ulaw_decode, c_ulaw_encode
+from cext._jitter cimport JitterBuffer
+from cext._mixer cimport MixPlan
+from cext._net cimport NetIO
+from cext._rtp cimport RTP_ERR_LENGTH, RTP_OK, RtpFields, c_build_header, c_parse
+from cext._tones cimport PromptPlayer, ToneGenerator
+
+import numpy as np
+
+EV_DTMF = 1
+EV_TE = 2
+EV_PLAY_DONE = 3
+EV_TONE_DONE = 4
+FRAME = TK_FRAME
+PACKET = TK_PKT
+
+cdef enum:
+    K_DTMF = 1
+    K_TE = 2
+    K_PLAY_DONE = 3
+    K_TONE_DONE = 4
+    # JitterBuffer.get_frame flags (cext.jitter.FRAME_*)
+    F_REAL = 1
+    F_CONCEALED = 2
+    F_SILENCE = 4
+    F_STRETCHED = 8
+    F_SHRUNK = 16
+    JB_MAX_DECODE = 1536
+    P_NONE = 0
+    P_TONE = 1
+    P_PROMPT = 2
+
+
+cdef inline int16_t _sat(int32_t v) noexcept nogil:
+    if v > 32767:
+        return 32767
+    if v < -32768:
+        return -32768
+    return <int16_t>v
+
+
+cdef void _jb_count(JitterBuffer jb, int which) noexcept nogil:
+    # the counters JitterBuffer.put_batch / get_frame keep (0 = ignored packet)
+    if which == F_SILENCE:
+        jb.silence_frames += 1
+    elif which == F_REAL:
+        jb.real_frames += 1
+    elif which == F_CONCEALED:
+        jb.concealed_frames += 1
+    else:
+        jb.ignored += 1
+
+
+cdef class TickBatch:
+    """Memoryviews of one :class:`cext.net.RecvBatch` for the kernel."""
+
+    def __init__(self, rb):
+        self.packets = rb.packets
+        self.lengths = rb.lengths
+        self.slots = rb.slots
+        self.arrival_ms = rb.arrival_ms
+        self.src_ip = rb.src_ip
+        self.src_port = rb.src_port
+        self.seq = rb.seq
+        self.ts = rb.ts
+        self.ssrc = rb.ssrc
+        self.pt = rb.pt
+        self.marker = rb.marker
+        self.payload_offset = rb.payload_offset
+        self.payload_len = rb.payload_len
+        self.status = rb.status
+        self.capacity = self.packets.shape[0]
+        for name in ("lengths", "slots", "arrival_ms", "src_ip", "src_port", "seq", "ts",
+                     "ssrc", "pt", "marker", "payload_offset", "payload_len", "status"):
+            if len(getattr(rb, name)) < self.capacity:
+                raise ValueError("batch arrays must hold one entry per packet row")
+
+
+cdef class TickKernel:
+    """Per-tick kernel over all endpoints of a worker; see the module docstring.
+
+    :param net: the worker's NetIO (send state, sockets, sweeps).
+    :param inp: int16 (capacity, 160): what each slot received this tick.
+    :param out: int16 (capacity, 160): what each slot sends this tick.
+    :param batch0: first RecvBatch; :param batch1: second (the sweeps' target).
+    """
+
+    def __cinit__(self, NetIO net, int16_t[:, ::1] inp, int16_t[:, ::1] out, batch0, batch1):
+        cdef Py_ssize_t cap = inp.shape[0]
+        if inp.shape[1] != TK_FRAME or out.shape[1] != TK_FRAME or out.shape[0] != cap:
+            raise ValueError(f"inp/out must both be (capacity, {TK_FRAME}) int16")
+        if net.capacity < cap:
+            raise ValueError(f"NetIO capacity {net.capacity} < {cap} slots")
+        if &inp[0, 0] == &out[0, 0]:
+            raise ValueError("out must not be the input array")
+        self.capacity = cap
+        self._net = net
+        self._inp = inp
+        self._out = out
+        self._refs = [None] * cap
+        self._jb = <PyObject**>PyMem_Calloc(cap, sizeof(PyObject*))
+        self._dtmf = <PyObject**>PyMem_Calloc(cap, sizeof(PyObject*))
+        self._player = <PyObject**>PyMem_Calloc(cap, sizeof(PyObject*))
+        self._tone = <PyObject**>PyMem_Calloc(cap, sizeof(PyObject*))
+        self._pkind = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._pmix = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._rx = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._echo = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._te_pt = <uint8_t*>PyMem_Calloc(cap, 1)
+        if (self._jb == NULL or self._dtmf == NULL or self._player == NULL
+                or self._tone == NULL or self._pkind == NULL or self._pmix == NULL
+                or self._rx == NULL or self._echo == NULL or self._te_pt == NULL):
+            raise MemoryError()
+        memset(self._te_pt, 255, cap)
+        self._b0 = TickBatch(batch0)
+        self._b1 = TickBatch(batch1)
+        empty = np.zeros(0, np.int32)
+        self._rx_slots = self._dtmf_slots = self._echo_slots = self._play_slots = empty
+        self._send_slots = self._adv_slots = empty
+        self._send_codec = self._send_pt = np.zeros(0, np.uint8)
+        self._n_rx = self._n_dtmf = self._n_echo = self._n_play = self._n_send = 0
+        self._n_adv = 0
+        self._plan = None
+        self._nlegs = 0
+        self._ev_cap = 8 * cap + max(self._b0.capacity, self._b1.capacity) + 16
+        self.events_kind = np.zeros(self._ev_cap, np.int32)
+        self.events_slot = np.zeros(self._ev_cap, np.int32)
+        self.events_a = np.zeros(self._ev_cap, np.int32)
+        self.events_b = np.zeros(self._ev_cap, np.int64)
+        self._ev_kind = self.events_kind
+        self._ev_slot = self.events_slot
+        self._ev_a = self.events_a
+        self._ev_b = self.events_b
+        self.packets = np.zeros((cap, TK_PKT), np.uint8)
+        self.packet_lengths = np.full(cap, TK_PKT, np.int32)
+        self.packet_slots = np.zeros(cap, np.int32)
+        self._pkt = self.packets
+        self._pkt_len = self.packet_lengths
+        self._rec_refs = []
+        self._rec_buf = NULL
+        self._n_rec = 0
+        self.set_recordings([], [], [], [], [])
+
+    def __dealloc__(self):
+        PyMem_Free(self._jb)
+        PyMem_Free(self._dtmf)
+        PyMem_Free(self._player)
+        PyMem_Free(self._tone)
+        PyMem_Free(self._pkind)
+        PyMem_Free(self._pmix)
+        PyMem_Free(self._rx)
+        PyMem_Free(self._echo)
+        PyMem_Free(self._te_pt)
+        PyMem_Free(self._rec_buf)
+
+    # -- configuration (tick thread, per call / per topology change) ------------
+
+    def set_endpoint(self, Py_ssize_t slot, JitterBuffer jb, DtmfDetector dtmf=None,
+                     player=None, bint play_mix=False, ToneGenerator tone=None,
+                     bint receives=True, bint echo=False, int te_pt=255) -> None:
+        """Bind (``jb`` not None) or clear (``jb`` None) the kernels of ``slot``.
+
+        :param player: a PromptPlayer or a ToneGenerator, or None.
+        :param tone: in-band DTMF being sent (replaces the output while it plays).
+        """
+        if not 0 <= slot < self.capacity:
+            raise ValueError(f"slot {slot} outside 0..{self.capacity - 1}")
+        if player is not None and not isinstance(player, (PromptPlayer, ToneGenerator)):
+            raise TypeError(f"player must be a PromptPlayer or ToneGenerator, "
+                            f"not {type(player).__name__}")
+        if not 0 <= te_pt <= 255:
+            raise ValueError(f"te_pt {te_pt} outside 0..255")
+        if jb is None:
+            self._refs[slot] = None
+            self._jb[slot] = self._dtmf[slot] = self._player[slot] = self._tone[slot] = NULL
+            self._pkind[slot] = P_NONE
+            self._rx[slot] = self._echo[slot] = self._pmix[slot] = 0
+            self._te_pt[slot] = 255
+            return
+        self._refs[slot] = (jb, dtmf, player, tone)
+        self._jb[slot] = <PyObject*>jb
+        self._dtmf[slot] = NULL if dtmf is None else <PyObject*>dtmf
+        self._player[slot] = NULL if player is None else <PyObject*>player
+        self._tone[slot] = NULL if tone is None else <PyObject*>tone
+        self._pkind[slot] = (P_NONE if player is None else
+                             P_TONE if isinstance(player, ToneGenerator) else P_PROMPT)
+        self._pmix[slot] = play_mix
+        self._rx[slot] = receives
+        self._echo[slot] = echo
+        self._te_pt[slot] = <uint8_t>te_pt
+
+    def set_lists(self, MixPlan plan, Py_ssize_t n_legs, const int32_t[::1] send_slots,
+                  const uint8_t[::1] send_codec, const uint8_t[::1] send_pt,
+                  const int32_t[::1] adv_slots) -> None:
+        """Set the mix plan (None = nothing mixed) over slots ``0..n_legs-1``, the
+        senders (sorted slots, codec 0 = PCMU / 1 = PCMA, payload type) and the slots
+        whose timestamp advances every tick. The receive/DTMF/echo/player lists are
+        derived from the bound endpoints."""
+        cdef Py_ssize_t i
+        if not 0 <= n_legs <= self.capacity:
+            raise ValueError(f"n_legs {n_legs} outside 0..{self.capacity}")
+        if plan is not None and plan.n_legs != n_legs:
+            raise ValueError(f"plan has {plan.n_legs} legs, n_legs is {n_legs}")
+        if send_codec.shape[0] != send_slots.shape[0] or send_pt.shape[0] != send_slots.shape[0]:
+            raise ValueError("send_slots, send_codec and send_pt lengths differ")
+        for i in range(send_slots.shape[0]):
+            if not 0 <= send_slots[i] < self.capacity or send_codec[i] > 1:
+                raise ValueError(f"bad sender {i}: slot {send_slots[i]} codec {send_codec[i]}")
+        for i in range(adv_slots.shape[0]):
+            if not 0 <= adv_slots[i] < self.capacity:
+                raise ValueError(f"advance slot {adv_slots[i]} out of range")
+        self._plan = plan
+        self._nlegs = n_legs
+        self._send_slots = np.array(send_slots, np.int32)
+        self._send_codec = np.array(send_codec, np.uint8)
+        self._send_pt = np.array(send_pt, np.uint8)
+        self._adv_slots = np.array(adv_slots, np.int32)
+        self._n_send = send_slots.shape[0]
+        self._n_adv = adv_slots.shape[0]
+        self.packet_slots[:self._n_send] = self._send_slots
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Recompute the receive/DTMF/echo/player slot lists from the bound endpoints."""
+        cdef Py_ssize_t s
+        rx, dt, ec, pl = [], [], [], []
+        for s in range(self.capacity):
+            if self._jb[s] == NULL:
+                continue
+            if self._rx[s]:
+                rx.append(s)
+                if self._dtmf[s] != NULL:
+                    dt.append(s)
+            if self._echo[s]:
+                ec.append(s)
+            if self._pkind[s] != P_NONE or self._tone[s] != NULL:
+                pl.append(s)
+        self._rx_slots = np.array(rx, np.int32)
+        self._dtmf_slots = np.array(dt, np.int32)
+        self._echo_slots = np.array(ec, np.int32)
+        self._play_slots = np.array(pl, np.int32)
+        self._n_rx, self._n_dtmf, self._n_echo, self._n_play = len(rx), len(dt), len(ec), len(pl)
+
+    def set_recordings(self, list bufs, list left, list right, paused, positions) -> None:
+        """Bind the recordings: ``bufs[i]`` an int16 (n, 2) C-contiguous buffer,
+        ``left[i]``/``right[i]`` lists of slots, ``paused[i]`` and the current
+        ``positions[i]`` (samples already in the buffer). ``rec_pos``/``rec_full`` are
+        then indexed like ``bufs``."""
+        cdef Py_ssize_t n = len(bufs), i
+        cdef int16_t[:, ::1] b
+        cdef int16_t** ptrs
+        if not (len(left) == len(right) == len(paused) == len(positions) == n):
+            raise ValueError("recording lists differ in length")
+        ptrs = <int16_t**>PyMem_Calloc(n + 1, sizeof(int16_t*))
+        if ptrs == NULL:
+            raise MemoryError()
+        lens = np.zeros(n, np.int32)
+        try:
+            for i in range(n):
+                b = bufs[i]
+                if b.shape[1] != 2 or b.shape[0] < TK_FRAME or b.shape[0] % TK_FRAME:
+                    raise ValueError(f"recording buffer {i} must be (k*{TK_FRAME}, 2) int16")
+                ptrs[i] = &b[0, 0]
+                lens[i] = b.shape[0]
+                pos = int(positions[i])
+                if not 0 <= pos <= b.shape[0] or pos % TK_FRAME:
+                    raise ValueError(f"recording {i} position {pos} invalid")
+                for s in list(left[i]) + list(right[i]):
+                    if not 0 <= s < self.capacity:
+                        raise ValueError(f"recording {i} slot {s} out of range")
+        except BaseException:
+            PyMem_Free(ptrs)
+            raise
+        PyMem_Free(self._rec_buf)
+        self._rec_buf = ptrs
+        self._rec_refs = list(bufs)
+        self._n_rec = n
+        self._rec_len = lens
+        self.rec_pos = np.array([int(p) for p in positions], np.int32)
+        self._rec_pos = self.rec_pos
+        self._rec_paused = np.array([1 if p else 0 for p in paused], np.uint8)
+        self.rec_full = np.zeros(n, np.uint8)
+        self._rec_full = self.rec_full
+        self._rec_lptr = np.cumsum([0] + [len(x) for x in left], dtype=np.int64).astype(np.int32)
+        self._rec_l = np.array([s for x in left for s in x], np.int32)
+        self._rec_rptr = np.cumsum([0] + [len(x) for x in right], dtype=np.int64).astype(np.int32)
+        self._rec_r = np.array([s for x in right for s in x], np.int32)
+
+    def set_paused(self, Py_ssize_t index, bint paused) -> None:
+        """Pause or resume recording ``index``."""
+        if not 0 <= index < self._n_rec:
+            raise ValueError(f"recording index {index} outside 0..{self._n_rec - 1}")
+        self._rec_paused[index] = paused
+
+    # -- the tick ------------------------------------------------------------
+
+    cdef void _emit(self, int32_t kind, int32_t slot, int32_t a, int64_t b) noexcept nogil:
+        cdef Py_ssize_t k = self.n_events
+        if k < self._ev_cap:
+            self._ev_kind[k] = kind
+            self._ev_slot[k] = slot
+            self._ev_a[k] = a
+            self._ev_b[k] = b
+            self.n_events = k + 1
+
+    cdef void _sweep(self, TickBatch nxt) noexcept nogil:
+        if self.swept < nxt.capacity:
+            self.swept = self._net._poll_rows(&nxt.packets[0, 0], nxt.packets.shape[1],
+                                         self.swept, nxt.capacity, &nxt.lengths[0],
+                                         &nxt.slots[0], &nxt.arrival_ms[0], &nxt.src_ip[0],
+                                         &nxt.src_port[0], -1.0)
+
+    cdef Py_ssize_t _route(self, TickBatch b, Py_ssize_t n, TickBatch nxt) noexcept nogil:
+        cdef Py_ssize_t r, ln, width = b.packets.shape[1], stored = 0
+        cdef int st
+        cdef int32_t s
+        cdef RtpFields f
+        for r in range(n):
+            ln = b.lengths[r]
+            if ln < 0 or ln > width:
+                st = RTP_ERR_LENGTH
+            else:
+                st = c_parse(&b.packets[r, 0], ln, &f)
+            b.status[r] = <int8_t>st
+            if st != RTP_OK:
+                b.payload_offset[r] = 0
+                b.payload_len[r] = 0
+                continue
+            b.seq[r] = f.seq
+            b.ts[r] = f.ts
+            b.ssrc[r] = f.ssrc
+            b.pt[r] = f.pt
+            b.marker[r] = f.marker
+            b.payload_offset[r] = f.payload_offset
+            b.payload_len[r] = f.payload_len
+            s = b.slots[r]
+            if s < 0 or s >= self.capacity or self._jb[s] == NULL or not self._rx[s]:
+                continue
+            if f.pt == self._te_pt[s]:
+                self._emit(K_TE, s, <int32_t>r, 0)
+            ln = f.payload_len
+            if ln > JB_MAX_DECODE:
+                ln = JB_MAX_DECODE
+            if f.pt == 0:
+                c_ulaw_decode(&b.packets[r, 0] + f.payload_offset, self._dec, ln)
+            elif f.pt == 8:
+                c_alaw_decode(&b.packets[r, 0] + f.payload_offset, self._dec, ln)
+            else:
+                _jb_count(<JitterBuffer>self._jb[s], 0)
+                continue
+            stored += (<JitterBuffer>self._jb[s])._insert(self._dec, ln, f.seq, f.ts, f.ssrc, b.arrival_ms[r])
+            if (r & 255) == 255:
+                self._sweep(nxt)
+        return stored
+
+    cdef void _frames(self, double now_ms, TickBatch nxt, bint sweep) noexcept nogil:
+        cdef Py_ssize_t i, k, m
+        cdef int32_t s
+        cdef int flags
+        cdef int32_t dig[TK_DTMF_CAP]
+        cdef int64_t st[TK_DTMF_CAP]
+        cdef int32_t dur[TK_DTMF_CAP]
+        for i in range(self._n_rx):
+            s = self._rx_slots[i]
+            # JitterBuffer.get_frame
+            flags = (<JitterBuffer>self._jb[s])._tick(&self._inp[s, 0], now_ms)
+            if not flags & (F_REAL | F_CONCEALED):
+                if not flags & F_STRETCHED:
+                    _jb_count(<JitterBuffer>self._jb[s], F_SILENCE)
+            elif not flags & (F_STRETCHED | F_SHRUNK):
+                if flags & F_REAL:
+                    _jb_count(<JitterBuffer>self._jb[s], F_REAL)
+                else:
+                    _jb_count(<JitterBuffer>self._jb[s], F_CONCEALED)
+            if self._dtmf[s] != NULL:
+                m = (<DtmfDetector>self._dtmf[s])._run(&self._inp[s, 0], TK_FRAME, dig, st,
+                                                      dur, TK_DTMF_CAP)
+                for k in range(m):
+                    self._emit(K_DTMF, s, dig[k], dur[k])
+            if sweep and (i % TK_SWEEP_EVERY) == TK_SWEEP_EVERY - 1:
+                self._sweep(nxt)
+
+    def run(self, int batch, Py_ssize_t n, double now_ms, bint full=True, bint io=True) -> int:
+        """One tick over rows ``0..n-1`` of batch ``batch`` (0 or 1); the sweeps fill the
+        other batch from row 0 (``swept`` rows). ``full=False`` only routes the rows
+        (a receive buffer that filled before the deadline). ``io=False`` neither sweeps
+        nor sends (tests): the built packets stay in ``packets[:n_packets]``.
+        Returns the number of events."""
+        cdef TickBatch b, nxt
+        cdef Py_ssize_t i, j, p, q, c, k, n_legs, pos
+        cdef int32_t s, v
+        cdef int16_t* row
+        cdef int16_t* buf
+        cdef int32_t acc
+        cdef bint done
+        if batch == 0:
+            b, nxt = self._b0, self._b1
+        elif batch == 1:
+            b, nxt = self._b1, self._b0
+        else:
+            raise ValueError(f"batch must be 0 or 1, got {batch}")
+        if not 0 <= n <= b.capacity:
+            raise ValueError(f"row count {n} outside 0..{b.capacity}")
+        if self._plan is not None and self._plan.n_legs != self._nlegs:
+            raise ValueError("mix plan does not match n_legs")
+        self.n_events = 0
+        self.swept = 0
+        self.n_packets = 0
+        self.n_sent = 0
+        n_legs = self._nlegs
+        with nogil:
+            if io:
+                self._sweep(nxt)
+            self._route(b, n, nxt)
+            if full:
+                self._frames(now_ms, nxt, io)
+                # mix; rows of slots outside any plan are silent
+                if n_legs > 0:
+                    if self._plan is not None:
+                        self._plan._mix(&self._inp[0, 0], &self._out[0, 0], TK_FRAME, TK_FRAME)
+                    else:
+                        memset(&self._out[0, 0], 0, n_legs * TK_FRAME * sizeof(int16_t))
+                for i in range(self._n_echo):
+                    s = self._echo_slots[i]
+                    for j in range(TK_FRAME):
+                        self._out[s, j] = _sat(<int32_t>self._out[s, j] + self._inp[s, j])
+                for i in range(self._n_play):
+                    s = self._play_slots[i]
+                    row = &self._out[s, 0]
+                    if self._tone[s] != NULL:  # in-band DTMF being sent replaces everything
+                        if (<ToneGenerator>self._tone[s])._fill(row, TK_FRAME):
+                            self._tone[s] = NULL
+                            self._emit(K_TONE_DONE, s, 0, 0)
+                        continue
+                    if self._pkind[s] == P_NONE:
+                        continue
+                    if self._pmix[s]:
+                        if self._pkind[s] == P_TONE:
+                            done = (<ToneGenerator>self._player[s])._fill(self._scratch, TK_FRAME)
+                        else:
+                            done = (<PromptPlayer>self._player[s])._fill(self._scratch, TK_FRAME)
+                        for j in range(TK_FRAME):
+                            row[j] = _sat(<int32_t>row[j] + self._scratch[j])
+                    elif self._pkind[s] == P_TONE:
+                        done = (<ToneGenerator>self._player[s])._fill(row, TK_FRAME)
+                    else:
+                        done = (<PromptPlayer>self._player[s])._fill(row, TK_FRAME)
+                    if done:
+                        self._pkind[s] = P_NONE
+                        self._player[s] = NULL
+                        self._emit(K_PLAY_DONE, s, 0, 0)
+                if io:
+                    self._sweep(nxt)
+                # recordings
+                for i in range(self._n_rec):
+                    if self._rec_paused[i]:
+                        continue
+                    pos = self._rec_pos[i]
+                    if pos + TK_FRAME > self._rec_len[i]:
+                        self._rec_full[i] = 1
+                        continue
+                    buf = self._rec_buf[i] + 2 * pos
+                    for c in range(2):
+                        if c == 0:
+                            p, q = self._rec_lptr[i], self._rec_lptr[i + 1]
+                        else:
+                            p, q = self._rec_rptr[i], self._rec_rptr[i + 1]
+                        if q - p == 0:
+                            for j in range(TK_FRAME):
+                                buf[2 * j + c] = 0
+                        elif q - p == 1:
+                            s = self._rec_l[p] if c == 0 else self._rec_r[p]
+                            for j in range(TK_FRAME):
+                                buf[2 * j + c] = self._inp[s, j]
+                        else:
+                            for j in range(TK_FRAME):
+                                acc = 0
+                                for k in range(p, q):
+                                    s = self._rec_l[k] if c == 0 else self._rec_r[k]
+                                    acc = acc + self._inp[s, j]
+                                buf[2 * j + c] = _sat(acc)
+                    self._rec_pos[i] = <int32_t>(pos + TK_FRAME)
+                    if pos + TK_FRAME == self._rec_len[i]:
+                        self._rec_full[i] = 1
+                # encode + build
+                for i in range(self._n_send):
+                    s = self._send_slots[i]
+                    if self._send_codec[i] == 0:
+                        c_ulaw_encode(&self._out[s, 0], &self._pkt[i, 12], TK_FRAME)
+                    else:
+                        c_alaw_encode(&self._out[s, 0], &self._pkt[i, 12], TK_FRAME)
+                    c_build_header(&self._pkt[i, 0], self._send_pt[i], 0, self._net._oseq[s],
+                                   self._net._ots[s], self._net._ossrc[s])
+                    self._net._oseq[s] = <uint16_t>(self._net._oseq[s] + 1)
+                self.n_packets = self._n_send
+                if io and self._n_send > 0:
+                    self.n_sent = self._net._send_rows(&self._pkt[0, 0], TK_PKT, &self._pkt_len[0],
+                                                  &self._send_slots[0], self._n_send)
+                for i in range(self._n_adv):
+                    s = self._adv_slots[i]
+                    self._net._ots[s] = self._net._ots[s] + TK_FRAME
+        return self.n_events
