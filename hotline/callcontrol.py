@@ -50,6 +50,7 @@ from sip.message import SipRequest, SipResponse, make_response
 from sip.peer import Peer
 from sip.registrar import BindingSource, ContactSpec, SipRegistrar
 from sip.stack import SipStack, new_branch
+from sip.transaction import TransactionKey
 from sip.uri import SipUri
 
 from .access import AccessControl
@@ -66,6 +67,9 @@ KNOWN_METHODS = frozenset(
     ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
      "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH")
 )
+
+
+RequestHandler = Callable[[SipRequest, Peer, TransactionKey | None, float], None]
 
 
 def new_tag() -> str:
@@ -94,7 +98,7 @@ class Leg:
     invite: SipRequest
     local_host: str
     dialog: SipDialog | None = None
-    txn_key: object = None
+    txn_key: TransactionKey | None = None
     answered: bool = False
     cancelled: bool = False
     bye_sent: bool = False
@@ -163,7 +167,7 @@ class CallControl:
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_cdr = on_cdr
         self.accepting = True
-        self._dispatch: dict[str, Callable[[SipRequest, Peer, object, float], None]] = {
+        self._dispatch: dict[str, RequestHandler] = {
             "REGISTER": self._handle_register_request,
             "INVITE": self._handle_invite_request,
             "OPTIONS": self._handle_options_request,
@@ -273,7 +277,8 @@ class CallControl:
         except Exception:  # noqa: BLE001
             logger.exception("media_handler_error", extra={"type": type(event).__name__})
 
-    def _handle_request(self, request: SipRequest, peer: Peer, key: object, now: float) -> None:
+    def _handle_request(self, request: SipRequest, peer: Peer, key: TransactionKey | None,
+                        now: float) -> None:
         method = request.method
         if method != "ACK" and self.access.is_banned(peer.host, now):
             return  # banned sources get no answer at all
@@ -308,17 +313,17 @@ class CallControl:
         handler(request, peer, key, now)
 
     # -- OPTIONS, REGISTER -----------------------------------------------------------
-    def _handle_options_request(self, request: SipRequest, peer: Peer, key: object,
+    def _handle_options_request(self, request: SipRequest, peer: Peer, key: TransactionKey | None,
                                 now: float) -> None:
         self._reply(request, 200, to_tag=new_tag(), headers=(
             ("Allow", ALLOW), ("Accept", "application/sdp"),
             ("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))), now=now)
 
-    def _handle_no_dialog_request(self, request: SipRequest, peer: Peer, key: object,
+    def _handle_no_dialog_request(self, request: SipRequest, peer: Peer, key: TransactionKey | None,
                                   now: float) -> None:
         self._reply(request, 481, now=now)
 
-    def _handle_ack_request(self, request: SipRequest, peer: Peer, key: object,
+    def _handle_ack_request(self, request: SipRequest, peer: Peer, key: TransactionKey | None,
                             now: float) -> None:
         pass  # ACKs to our 2xx stop the stack's retransmissions; nothing else to do
 
@@ -326,7 +331,7 @@ class CallControl:
         self._reply(request, 401, to_tag=new_tag(),
                     headers=tuple(("WWW-Authenticate", c) for c in challenge), now=now)
 
-    def _handle_register_request(self, request: SipRequest, peer: Peer, key: object,
+    def _handle_register_request(self, request: SipRequest, peer: Peer, key: TransactionKey | None,
                                  now: float) -> None:
         ident = self.access.identify(request, peer.host, now)
         if ident.challenge is not None:
@@ -366,7 +371,7 @@ class CallControl:
                                        "contacts": len(result.bindings), "source": str(peer)})
 
     # -- INVITE ------------------------------------------------------------------------
-    def _handle_invite_request(self, request: SipRequest, peer: Peer, key: object,
+    def _handle_invite_request(self, request: SipRequest, peer: Peer, key: TransactionKey | None,
                                now: float) -> None:
         if not self.accepting:
             self._reply(request, 503, headers=(("Retry-After", "30"),), now=now)
@@ -560,7 +565,7 @@ class CallControl:
     def _other(self, leg: Leg) -> Leg | None:
         return next((x for x in leg.call.legs if x is not leg), None)
 
-    def _handle_response(self, response: SipResponse, key: object, retrans: bool,
+    def _handle_response(self, response: SipResponse, key: TransactionKey, retrans: bool,
                          now: float) -> None:
         leg = self._legs_by_txn.get(key)
         if leg is None:
@@ -623,7 +628,7 @@ class CallControl:
         elif not self._live(a):
             self._send_bye(b, now)
 
-    def _handle_timeout(self, key: object, now: float) -> None:
+    def _handle_timeout(self, key: TransactionKey | None, now: float) -> None:
         leg = self._legs_by_txn.pop(key, None)
         if leg is None:
             return
@@ -640,7 +645,7 @@ class CallControl:
         else:
             self._maybe_end(leg.call, "timeout", now)
 
-    def _handle_cancel(self, key: object, now: float) -> None:
+    def _handle_cancel(self, key: TransactionKey | None, now: float) -> None:
         leg = self._legs_by_txn.get(key)
         if leg is None or leg.answered:
             return
@@ -774,10 +779,10 @@ class CallControl:
         call.state = CallState.ENDED
         call.ended_at = now
         call.cause = call.cause or cause
-        for k in [k for k, c in self.calls.items() if c is call]:
-            del self.calls[k]
-        for k in [k for k, lg in self._legs_by_txn.items() if lg.call is call]:
-            del self._legs_by_txn[k]
+        for ck in [ck for ck, c in self.calls.items() if c is call]:
+            del self.calls[ck]
+        for tk in [tk for tk, lg in self._legs_by_txn.items() if lg.call is call]:
+            del self._legs_by_txn[tk]
         CallLogAdapter(logger, call.id).info("call_end", extra={
             "cause": call.cause, "status": call.status,
             "billsec": round((now - call.answered_at) if call.answered_at else 0.0, 1)})

@@ -71,3 +71,33 @@ def test_wrong_password_fails_registration(
         assert "200 OK" not in phone.log()
     finally:
         phone.stop()
+
+
+def test_play_route_plays_the_prompt_then_hangs_up(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    prompt = tmp_path / "beep.wav"
+    subprocess.run(["sox", "-n", "-r", "16000", "-c", "1", "-b", "16", str(prompt),
+                    "synth", "1.5", "sine", "700", "vol", "0.5"], check=True, timeout=30)
+    server = hotline_factory(f'\n[[routes]]\nmatch = "*44"\nto = "play:{prompt}"\n')
+    account = (f"<sip:1001@127.0.0.1:{server.sip_port};transport=udp>"
+               ";auth_pass=pw-1001-secret;regint=300;audio_codecs=PCMU")
+    phone = Baresip(tmp_path / "phone", account, _tone(tmp_path / "tone.wav"))
+    phone.start()
+    try:
+        phone.wait_log(r"200 OK", timeout=10)
+        phone.command("dial", f"sip:*44@127.0.0.1:{server.sip_port}")
+        phone.wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED", timeout=10)
+        # We do not hang up: hotline does once the 1.5 s prompt has played.
+        phone.wait_event(lambda e: e.get("type") == "CALL_CLOSED", timeout=10)
+    finally:
+        phone.stop()
+    received = sorted((tmp_path / "phone").glob("dump-*-dec.wav"))
+    with wave.open(str(received[-1])) as w:
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(float)
+        rate = w.getframerate()
+    loud = pcm[np.abs(pcm) > 500]
+    assert len(loud) > rate  # about 1.5 s of prompt, resampled to 8 kHz by hotline
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(len(pcm))))
+    assert abs(np.argmax(spectrum) * rate / len(pcm) - 700) < 20
+    assert "cause=normal" in server.log()
