@@ -126,6 +126,8 @@ class Call:
     ended_at: float | None = None
     cause: str = ""
     status: int | None = None
+    key: str = ""
+    """Index of the call in :attr:`CallControl.calls` (Call-ID;our tag)."""
 
 
 class CallControl:
@@ -407,7 +409,8 @@ class CallControl:
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
                   remote_sdp=offer)
         call.legs.append(leg)
-        self.calls[call.id + ";" + leg.local_tag] = call
+        call.key = call.id + ";" + leg.local_tag
+        self.calls[call.key] = call
         self._legs[(leg.call_id, leg.local_tag)] = leg
         self._legs_by_txn[key] = leg
         log.info("invite", extra={
@@ -779,10 +782,10 @@ class CallControl:
         call.state = CallState.ENDED
         call.ended_at = now
         call.cause = call.cause or cause
-        for ck in [ck for ck, c in self.calls.items() if c is call]:
-            del self.calls[ck]
-        for tk in [tk for tk, lg in self._legs_by_txn.items() if lg.call is call]:
-            del self._legs_by_txn[tk]
+        self.calls.pop(call.key, None)
+        for leg in call.legs:
+            if self._legs_by_txn.get(leg.txn_key) is leg:
+                del self._legs_by_txn[leg.txn_key]
         CallLogAdapter(logger, call.id).info("call_end", extra={
             "cause": call.cause, "status": call.status,
             "billsec": round((now - call.answered_at) if call.answered_at else 0.0, 1)})

@@ -50,14 +50,15 @@ class CallMedia:
         :raises sip.exceptions.IncompatibleMedia: nothing in the offer is acceptable (488).
         :raises media.client.MediaError: the worker refused or has no free port.
         """
-        _, negotiated = sdplib.answer_offer(offer, local_ip, PLACEHOLDER_PORT, rtcp_mux=False)
+        answer, negotiated = sdplib.answer_offer(
+            offer, local_ip, PLACEHOLDER_PORT, session_id=next(self._session_ids), version=1,
+            rtcp_mux=False)
         options = _endpoint_options(negotiated)
         ep = await self.pool.create_endpoint(
             call_key, media_timeout=self.media_timeout,
             dtmf_inband=dtmf_inband or negotiated.telephone_event_pt is None, **options)
-        answer, negotiated = sdplib.answer_offer(
-            offer, local_ip, ep.local_port, session_id=next(self._session_ids), version=1,
-            rtcp_mux=False)
+        # The negotiation does not depend on our port: put the endpoint's in the answer.
+        answer.media[negotiated.media_index].port = ep.local_port
         return ep, answer, negotiated
 
     async def reanswer(self, ep: EndpointHandle, offer: sdplib.SessionDescription,

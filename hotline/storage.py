@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -365,6 +365,20 @@ class Storage:
             cur = conn.execute(f"INSERT INTO cdr ({cols}) VALUES ({marks})", tuple(row.values()))
             assert cur.lastrowid is not None
             return cur.lastrowid
+
+    def insert_cdrs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Insert finished CDRs in one transaction (the server batches ended calls).
+
+        :param rows: each a mapping of :class:`CdrRecord` fields (``call_id``, ``leg``,
+            ``start_time`` required).
+        :raises ValueError: for an unknown column or a naive datetime (nothing inserted).
+        """
+        prepared = [self._cdr_values(r, _CDR_INSERTABLE) for r in rows]
+        with self._write() as conn:
+            for row in prepared:
+                cols = ", ".join(row)
+                marks = ", ".join("?" for _ in row)
+                conn.execute(f"INSERT INTO cdr ({cols}) VALUES ({marks})", tuple(row.values()))
 
     def update_cdr(self, cdr_id: int, *, durable: bool = False, **columns: Any) -> None:
         """Set some columns of a CDR (``answer_time=``, ``agent=``, ``recording_id=``...).

@@ -304,3 +304,20 @@ def test_usable_from_another_thread(db: Storage) -> None:
     thread.join()
     assert not errors
     assert os.path.exists(db.path)
+
+
+def test_insert_cdrs_writes_a_batch_atomically(tmp_path: Path) -> None:
+    start = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    with Storage.open(tmp_path) as db:
+        db.insert_cdrs([
+            {"call_id": f"c{i}", "leg": "caller", "start_time": start, "billsec": i,
+             "disposition": "answered"} for i in range(3)
+        ])
+        assert [(r.call_id, r.billsec) for r in db.cdrs_since(None)] == [
+            ("c0", 0), ("c1", 1), ("c2", 2)]
+        # One bad row (an unknown column) and nothing of the batch is written.
+        with pytest.raises(ValueError):
+            db.insert_cdrs([{"call_id": "c3", "leg": "caller", "start_time": start},
+                            {"call_id": "c4", "leg": "caller", "start_time": start,
+                             "colour": "red"}])
+        assert len(db.cdrs_since(None)) == 3
