@@ -2,29 +2,25 @@
 
 When a listener is bound to a wildcard address, the address the kernel would use to
 reach the peer is the right one for a multi-homed box (carrier on one interface,
-agents on another). A connected UDP socket asks the kernel's routing table without
-sending anything; results are cached per peer host.
+agents on another): pyroute2 asks the routing table (``ip route get``), see
+:mod:`media.netpath`; results are cached per peer host.
 """
 
 from __future__ import annotations
 
-import socket
 from functools import lru_cache
+
+from media.netpath import source_address
 
 
 @lru_cache(maxsize=4096)
 def source_address_for(peer_host: str) -> str:
-    """The local IP the kernel routes from toward ``peer_host``.
+    """The local IP the kernel routes from toward ``peer_host`` (netlink route lookup
+    through pyroute2, socket-connect fallback), cached per peer.
 
     :param peer_host: an IPv4 or IPv6 literal.
     """
-    family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as s:
-        try:
-            s.connect((peer_host, 9))
-            return str(s.getsockname()[0])
-        except OSError:
-            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    return source_address(peer_host)
 
 
 def advertised_host(bound_host: str, peer_host: str, external_ip: str | None = None) -> str:
