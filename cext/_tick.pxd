@@ -48,17 +48,28 @@ cdef class TickKernel:
     cdef uint8_t* _rx                # endpoint receives (jitter buffer put/get)
     cdef uint8_t* _echo
     cdef uint8_t* _te_pt             # 255 = no telephone-event payload type
-    cdef MixPlan _plan
-    cdef Py_ssize_t _nlegs
-    cdef int32_t[::1] _rx_slots
-    cdef int32_t[::1] _dtmf_slots
-    cdef int32_t[::1] _echo_slots
-    cdef int32_t[::1] _play_slots
-    cdef int32_t[::1] _send_slots
-    cdef uint8_t[::1] _send_codec    # 0 = PCMU, 1 = PCMA
-    cdef uint8_t[::1] _send_pt
-    cdef int32_t[::1] _adv_slots
-    cdef Py_ssize_t _n_rx, _n_dtmf, _n_echo, _n_play, _n_send, _n_adv
+    # senders (per slot): bound by set_sender, scanned in slot order every tick
+    cdef uint8_t* _send              # 1 = encode + build + send out[slot] this tick
+    cdef uint8_t* _scodec            # 0 = PCMU, 1 = PCMA
+    cdef uint8_t* _spt               # RTP payload type
+    cdef uint8_t* _adv               # 1 = the outgoing timestamp advances every tick
+    cdef Py_ssize_t _hi              # 1 + the highest slot with any state (scan bound)
+    cdef int32_t[::1] _send_slots    # per tick: the slot of each built packet row
+    cdef Py_ssize_t _n_send
+    # rooms (per handle): a MixPlan over the room's own legs, gathered from / scattered
+    # to the room's slots (in place when the slots are consecutive)
+    cdef list _room_refs             # per handle: (plan, slots array) or None
+    cdef PyObject** _room_plan
+    cdef int32_t** _room_slots
+    cdef Py_ssize_t* _room_n
+    cdef uint8_t* _room_contig
+    cdef int32_t* _room_list         # dense list of the active handles
+    cdef int32_t* _room_pos          # handle -> index in _room_list, -1 = free
+    cdef int32_t* _slot_room         # slot -> handle, -1 = in no room
+    cdef Py_ssize_t _n_rooms
+    cdef int16_t* _rin               # gather/scatter scratch, _scratch_legs rows each
+    cdef int16_t* _rout
+    cdef Py_ssize_t _scratch_legs
     # recordings
     cdef list _rec_refs
     cdef int16_t** _rec_buf
@@ -91,4 +102,7 @@ cdef class TickKernel:
     cdef void _sweep(self, TickBatch nxt) noexcept nogil
     cdef Py_ssize_t _route(self, TickBatch b, Py_ssize_t n, TickBatch nxt) noexcept nogil
     cdef void _frames(self, double now_ms, TickBatch nxt, bint sweep) noexcept nogil
+    cdef void _mix_rooms(self) noexcept nogil
+    cdef bint _has_state(self, Py_ssize_t slot) noexcept nogil
+    cdef void _fix_hi(self, Py_ssize_t slot) noexcept nogil
     cdef void _emit(self, int32_t kind, int32_t slot, int32_t a, int64_t b) noexcept nogil

@@ -9,8 +9,12 @@ kernels: its :class:`~cext.jitter.JitterBuffer`, its :class:`~cext.dtmf.DtmfDete
 (in-band DTMF, optional), the prompt/tone player and the in-band DTMF tone being sent.
 The Python objects themselves are kept alive in ``_refs``; the worker (the only owner,
 on the tick thread) re-binds a slot with :meth:`TickKernel.set_endpoint` whenever one of
-them changes and the per-tick slot lists with :meth:`TickKernel.set_lists`, so no Python
-object is touched inside the tick.
+them changes, its sending with :meth:`TickKernel.set_sender` and a room's mix plan with
+:meth:`TickKernel.set_room` / :meth:`TickKernel.clear_room`. Every setter is O(1) (a
+room's: O(its legs)); there are no derived slot lists to rebuild, because the tick
+scans the per-slot flags of slots ``0.._hi-1`` in C (a few bytes per slot, next to the
+~1.5 us of real work per endpoint). So a control command costs the same with 10 or
+5000 endpoints, and no Python object is touched inside the tick.
 
 :meth:`TickKernel.run` does, with the GIL released:
 
@@ -23,8 +27,9 @@ object is touched inside the tick.
    ``EV_DTMF`` events; every ``TK_SWEEP_EVERY`` endpoints it makes one non-blocking
    network sweep (``NetIO._poll_rows`` with a past deadline) into the *other* batch, so
    same-codec relaying goes on while the tick computes;
-3. mix all rooms (``MixPlan._mix``), add the echo endpoints' own input, apply the
-   players (tone > prompt, replace or mix; ``EV_TONE_DONE``/``EV_PLAY_DONE``);
+3. silence every output row, mix each room with its own ``MixPlan`` (over the room's
+   legs: gathered into a scratch block, or in place when its slots are consecutive),
+   add the echo endpoints' own input, apply the players (tone > prompt, replace or mix; ``EV_TONE_DONE``/``EV_PLAY_DONE``);
 4. copy the received frames into the recordings' stereo buffers (left/right = the
    saturated sum of the side's endpoints); a buffer that fills is flagged in
    ``rec_full`` for the worker to hand to its writer thread;
@@ -130,7 +135,7 @@ cdef class TickKernel:
     """
 
     def __cinit__(self, NetIO net, int16_t[:, ::1] inp, int16_t[:, ::1] out, batch0, batch1):
-        cdef Py_ssize_t cap = inp.shape[0]
+        cdef Py_ssize_t cap = inp.shape[0], i
         if inp.shape[1] != TK_FRAME or out.shape[1] != TK_FRAME or out.shape[0] != cap:
             raise ValueError(f"inp/out must both be (capacity, {TK_FRAME}) int16")
         if net.capacity < cap:
@@ -158,14 +163,32 @@ cdef class TickKernel:
         memset(self._te_pt, 255, cap)
         self._b0 = TickBatch(batch0)
         self._b1 = TickBatch(batch1)
-        empty = np.zeros(0, np.int32)
-        self._rx_slots = self._dtmf_slots = self._echo_slots = self._play_slots = empty
-        self._send_slots = self._adv_slots = empty
-        self._send_codec = self._send_pt = np.zeros(0, np.uint8)
-        self._n_rx = self._n_dtmf = self._n_echo = self._n_play = self._n_send = 0
-        self._n_adv = 0
-        self._plan = None
-        self._nlegs = 0
+        self._send = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._scodec = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._spt = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._adv = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._room_plan = <PyObject**>PyMem_Calloc(cap, sizeof(PyObject*))
+        self._room_slots = <int32_t**>PyMem_Calloc(cap, sizeof(int32_t*))
+        self._room_n = <Py_ssize_t*>PyMem_Calloc(cap, sizeof(Py_ssize_t))
+        self._room_contig = <uint8_t*>PyMem_Calloc(cap, 1)
+        self._room_list = <int32_t*>PyMem_Calloc(cap, sizeof(int32_t))
+        self._room_pos = <int32_t*>PyMem_Calloc(cap, sizeof(int32_t))
+        self._slot_room = <int32_t*>PyMem_Calloc(cap, sizeof(int32_t))
+        if (self._send == NULL or self._scodec == NULL or self._spt == NULL
+                or self._adv == NULL or self._room_plan == NULL or self._room_slots == NULL
+                or self._room_n == NULL or self._room_contig == NULL
+                or self._room_list == NULL or self._room_pos == NULL
+                or self._slot_room == NULL):
+            raise MemoryError()
+        for i in range(cap):
+            self._room_pos[i] = -1
+            self._slot_room[i] = -1
+        self._room_refs = [None] * cap
+        self._n_rooms = 0
+        self._rin = self._rout = NULL
+        self._scratch_legs = 0
+        self._hi = 0
+        self._n_send = 0
         self._ev_cap = 8 * cap + max(self._b0.capacity, self._b1.capacity) + 16
         self.events_kind = np.zeros(self._ev_cap, np.int32)
         self.events_slot = np.zeros(self._ev_cap, np.int32)
@@ -178,6 +201,7 @@ cdef class TickKernel:
         self.packets = np.zeros((cap, TK_PKT), np.uint8)
         self.packet_lengths = np.full(cap, TK_PKT, np.int32)
         self.packet_slots = np.zeros(cap, np.int32)
+        self._send_slots = self.packet_slots
         self._pkt = self.packets
         self._pkt_len = self.packet_lengths
         self._rec_refs = []
@@ -196,13 +220,55 @@ cdef class TickKernel:
         PyMem_Free(self._echo)
         PyMem_Free(self._te_pt)
         PyMem_Free(self._rec_buf)
+        PyMem_Free(self._send)
+        PyMem_Free(self._scodec)
+        PyMem_Free(self._spt)
+        PyMem_Free(self._adv)
+        PyMem_Free(self._room_plan)
+        PyMem_Free(self._room_slots)
+        PyMem_Free(self._room_n)
+        PyMem_Free(self._room_contig)
+        PyMem_Free(self._room_list)
+        PyMem_Free(self._room_pos)
+        PyMem_Free(self._slot_room)
+        PyMem_Free(self._rin)
+        PyMem_Free(self._rout)
 
     # -- configuration (tick thread, per call / per topology change) ------------
+
+    cdef bint _has_state(self, Py_ssize_t slot) noexcept nogil:
+        return (self._jb[slot] != NULL or self._send[slot] or self._adv[slot]
+                or self._slot_room[slot] >= 0)
+
+    cdef void _fix_hi(self, Py_ssize_t slot) noexcept nogil:
+        # keep _hi = 1 + the highest slot with state; amortised O(1) (slots are
+        # allocated lowest first, so the scan down stops at once in practice)
+        if self._has_state(slot):
+            if slot >= self._hi:
+                self._hi = slot + 1
+        elif slot == self._hi - 1:
+            while self._hi > 0 and not self._has_state(self._hi - 1):
+                self._hi -= 1
+
+    @property
+    def hi(self) -> int:
+        """1 + the highest slot with any state: the per-tick scans stop there."""
+        return self._hi
+
+    @property
+    def n_rooms(self) -> int:
+        """Number of rooms with a mix plan."""
+        return self._n_rooms
 
     def set_endpoint(self, Py_ssize_t slot, JitterBuffer jb, DtmfDetector dtmf=None,
                      player=None, bint play_mix=False, ToneGenerator tone=None,
                      bint receives=True, bint echo=False, int te_pt=255) -> None:
-        """Bind (``jb`` not None) or clear (``jb`` None) the kernels of ``slot``.
+        """Bind (``jb`` not None) or clear (``jb`` None) the kernels of ``slot``. O(1).
+
+        Clearing also stops the slot's sending (:meth:`set_sender`) and silences its
+        ``inp``/``out`` rows; a slot bound as not receiving gets a silent ``inp`` row
+        (what its room hears from it). Remove the slot from its room first
+        (:meth:`clear_room`): a room keeps mixing the (silent) rows of its slots.
 
         :param player: a PromptPlayer or a ToneGenerator, or None.
         :param tone: in-band DTMF being sent (replaces the output while it plays).
@@ -220,6 +286,10 @@ cdef class TickKernel:
             self._pkind[slot] = P_NONE
             self._rx[slot] = self._echo[slot] = self._pmix[slot] = 0
             self._te_pt[slot] = 255
+            self._send[slot] = self._adv[slot] = 0
+            memset(&self._inp[slot, 0], 0, TK_FRAME * sizeof(int16_t))
+            memset(&self._out[slot, 0], 0, TK_FRAME * sizeof(int16_t))
+            self._fix_hi(slot)
             return
         self._refs[slot] = (jb, dtmf, player, tone)
         self._jb[slot] = <PyObject*>jb
@@ -232,14 +302,115 @@ cdef class TickKernel:
         self._rx[slot] = receives
         self._echo[slot] = echo
         self._te_pt[slot] = <uint8_t>te_pt
+        if not receives:
+            memset(&self._inp[slot, 0], 0, TK_FRAME * sizeof(int16_t))
+        self._fix_hi(slot)
+
+    def set_sender(self, Py_ssize_t slot, bint send, int codec=0, int pt=0,
+                   bint advance=True) -> None:
+        """Whether ``slot`` sends ``out[slot]`` every tick (``codec`` 0 = PCMU, 1 = PCMA,
+        RTP payload type ``pt``) and whether its outgoing timestamp advances every tick
+        (False for the slots a relay feeds: the relay rewrites their timestamps). O(1).
+        """
+        if not 0 <= slot < self.capacity:
+            raise ValueError(f"slot {slot} outside 0..{self.capacity - 1}")
+        if not 0 <= codec <= 1:
+            raise ValueError(f"codec {codec} is not 0 (PCMU) or 1 (PCMA)")
+        if not 0 <= pt <= 127:
+            raise ValueError(f"pt {pt} outside 0..127")
+        self._send[slot] = send
+        self._scodec[slot] = <uint8_t>codec
+        self._spt[slot] = <uint8_t>pt
+        self._adv[slot] = advance
+        self._fix_hi(slot)
+
+    def set_room(self, Py_ssize_t handle, MixPlan plan, const int32_t[::1] slots) -> None:
+        """Mix ``slots`` (distinct, in no other room) with ``plan``, whose leg ``i`` is
+        ``slots[i]``; replaces what ``handle`` (0..capacity-1, chosen by the caller)
+        mixed before. O(len(slots)). ``plan`` None is :meth:`clear_room`.
+
+        Every slot's output row is silent unless a room writes it.
+        """
+        cdef Py_ssize_t n, i
+        cdef int32_t s
+        cdef bint contig
+        cdef int16_t* rin
+        cdef int16_t* rout
+        if not 0 <= handle < self.capacity:
+            raise ValueError(f"room handle {handle} outside 0..{self.capacity - 1}")
+        if plan is None:
+            self.clear_room(handle)
+            return
+        n = slots.shape[0]
+        if plan.n_legs != n:
+            raise ValueError(f"plan has {plan.n_legs} legs for {n} slots")
+        contig = True
+        for i in range(n):
+            s = slots[i]
+            if not 0 <= s < self.capacity:
+                raise ValueError(f"slot {s} outside 0..{self.capacity - 1}")
+            if self._slot_room[s] >= 0 and self._slot_room[s] != handle:
+                raise ValueError(f"slot {s} is in room {self._slot_room[s]}")
+            if i and s != slots[i - 1] + 1:
+                contig = False
+        arr = np.array(slots, np.int32)
+        if len(np.unique(arr)) != n:
+            raise ValueError("slots must be distinct")
+        if not contig and n > self._scratch_legs:
+            rin = <int16_t*>PyMem_Calloc(n * TK_FRAME, sizeof(int16_t))
+            rout = <int16_t*>PyMem_Calloc(n * TK_FRAME, sizeof(int16_t))
+            if rin == NULL or rout == NULL:
+                PyMem_Free(rin)
+                PyMem_Free(rout)
+                raise MemoryError()
+            PyMem_Free(self._rin)
+            PyMem_Free(self._rout)
+            self._rin, self._rout, self._scratch_legs = rin, rout, n
+        self.clear_room(handle)
+        cdef int32_t[::1] view = arr
+        self._room_refs[handle] = (plan, arr)
+        self._room_plan[handle] = <PyObject*>plan
+        self._room_slots[handle] = &view[0] if n else NULL
+        self._room_n[handle] = n
+        self._room_contig[handle] = contig
+        self._room_pos[handle] = <int32_t>self._n_rooms
+        self._room_list[self._n_rooms] = <int32_t>handle
+        self._n_rooms += 1
+        for i in range(n):
+            self._slot_room[view[i]] = <int32_t>handle
+            self._fix_hi(view[i])
+
+    def clear_room(self, Py_ssize_t handle) -> None:
+        """Stop mixing room ``handle`` (its slots' outputs become silent). O(its legs)."""
+        cdef Py_ssize_t i, pos, last
+        cdef int32_t s
+        if not 0 <= handle < self.capacity:
+            raise ValueError(f"room handle {handle} outside 0..{self.capacity - 1}")
+        pos = self._room_pos[handle]
+        if pos < 0:
+            return
+        for i in range(self._room_n[handle]):
+            s = self._room_slots[handle][i]
+            self._slot_room[s] = -1
+            memset(&self._out[s, 0], 0, TK_FRAME * sizeof(int16_t))
+            self._fix_hi(s)
+        last = self._room_list[self._n_rooms - 1]   # swap-remove from the dense list
+        self._room_list[pos] = <int32_t>last
+        self._room_pos[last] = <int32_t>pos
+        self._n_rooms -= 1
+        self._room_pos[handle] = -1
+        self._room_plan[handle] = NULL
+        self._room_slots[handle] = NULL
+        self._room_n[handle] = 0
+        self._room_refs[handle] = None
 
     def set_lists(self, MixPlan plan, Py_ssize_t n_legs, const int32_t[::1] send_slots,
                   const uint8_t[::1] send_codec, const uint8_t[::1] send_pt,
                   const int32_t[::1] adv_slots) -> None:
-        """Set the mix plan (None = nothing mixed) over slots ``0..n_legs-1``, the
-        senders (sorted slots, codec 0 = PCMU / 1 = PCMA, payload type) and the slots
-        whose timestamp advances every tick. The receive/DTMF/echo/player lists are
-        derived from the bound endpoints."""
+        """Bulk form of :meth:`set_room` and :meth:`set_sender` (tests, tools): one room
+        ``plan`` (None = nothing mixed) over slots ``0..n_legs-1`` replaces every room;
+        exactly the ``send_slots`` (codec 0 = PCMU / 1 = PCMA, payload type) send and
+        exactly the ``adv_slots`` advance. O(capacity)."""
         cdef Py_ssize_t i
         if not 0 <= n_legs <= self.capacity:
             raise ValueError(f"n_legs {n_legs} outside 0..{self.capacity}")
@@ -253,37 +424,19 @@ cdef class TickKernel:
         for i in range(adv_slots.shape[0]):
             if not 0 <= adv_slots[i] < self.capacity:
                 raise ValueError(f"advance slot {adv_slots[i]} out of range")
-        self._plan = plan
-        self._nlegs = n_legs
-        self._send_slots = np.array(send_slots, np.int32)
-        self._send_codec = np.array(send_codec, np.uint8)
-        self._send_pt = np.array(send_pt, np.uint8)
-        self._adv_slots = np.array(adv_slots, np.int32)
-        self._n_send = send_slots.shape[0]
-        self._n_adv = adv_slots.shape[0]
-        self.packet_slots[:self._n_send] = self._send_slots
-        self.refresh()
-
-    def refresh(self) -> None:
-        """Recompute the receive/DTMF/echo/player slot lists from the bound endpoints."""
-        cdef Py_ssize_t s
-        rx, dt, ec, pl = [], [], [], []
-        for s in range(self.capacity):
-            if self._jb[s] == NULL:
-                continue
-            if self._rx[s]:
-                rx.append(s)
-                if self._dtmf[s] != NULL:
-                    dt.append(s)
-            if self._echo[s]:
-                ec.append(s)
-            if self._pkind[s] != P_NONE or self._tone[s] != NULL:
-                pl.append(s)
-        self._rx_slots = np.array(rx, np.int32)
-        self._dtmf_slots = np.array(dt, np.int32)
-        self._echo_slots = np.array(ec, np.int32)
-        self._play_slots = np.array(pl, np.int32)
-        self._n_rx, self._n_dtmf, self._n_echo, self._n_play = len(rx), len(dt), len(ec), len(pl)
+        while self._n_rooms:
+            self.clear_room(self._room_list[0])
+        for i in range(self.capacity):
+            self._send[i] = self._adv[i] = 0
+        for i in range(send_slots.shape[0]):
+            self.set_sender(send_slots[i], True, send_codec[i], send_pt[i], False)
+        for i in range(adv_slots.shape[0]):
+            self._adv[adv_slots[i]] = 1
+            self._fix_hi(adv_slots[i])
+        for i in range(self.capacity - 1, -1, -1):
+            self._fix_hi(i)
+        if plan is not None:
+            self.set_room(0, plan, np.arange(n_legs, dtype=np.int32))
 
     def set_recordings(self, list bufs, list left, list right, paused, positions) -> None:
         """Bind the recordings: ``bufs[i]`` an int16 (n, 2) C-contiguous buffer,
@@ -398,14 +551,15 @@ cdef class TickKernel:
         return stored
 
     cdef void _frames(self, double now_ms, TickBatch nxt, bint sweep) noexcept nogil:
-        cdef Py_ssize_t i, k, m
+        cdef Py_ssize_t k, m, done = 0
         cdef int32_t s
         cdef int flags
         cdef int32_t dig[TK_DTMF_CAP]
         cdef int64_t st[TK_DTMF_CAP]
         cdef int32_t dur[TK_DTMF_CAP]
-        for i in range(self._n_rx):
-            s = self._rx_slots[i]
+        for s in range(self._hi):
+            if self._jb[s] == NULL or not self._rx[s]:
+                continue
             # JitterBuffer.get_frame
             flags = (<JitterBuffer>self._jb[s])._tick(&self._inp[s, 0], now_ms)
             if not flags & (F_REAL | F_CONCEALED):
@@ -421,8 +575,30 @@ cdef class TickKernel:
                                                       dur, TK_DTMF_CAP)
                 for k in range(m):
                     self._emit(K_DTMF, s, dig[k], dur[k])
-            if sweep and (i % TK_SWEEP_EVERY) == TK_SWEEP_EVERY - 1:
+            done += 1
+            if sweep and (done % TK_SWEEP_EVERY) == 0:
                 self._sweep(nxt)
+
+    cdef void _mix_rooms(self) noexcept nogil:
+        cdef Py_ssize_t r, h, n, i
+        cdef int32_t* sl
+        if self._hi > 0:
+            memset(&self._out[0, 0], 0, self._hi * TK_FRAME * sizeof(int16_t))
+        for r in range(self._n_rooms):
+            h = self._room_list[r]
+            n = self._room_n[h]
+            sl = self._room_slots[h]
+            if n == 0:
+                continue
+            if self._room_contig[h]:
+                (<MixPlan>self._room_plan[h])._mix(&self._inp[sl[0], 0], &self._out[sl[0], 0],
+                                                   TK_FRAME, TK_FRAME)
+                continue
+            for i in range(n):
+                memcpy(self._rin + i * TK_FRAME, &self._inp[sl[i], 0], TK_FRAME * sizeof(int16_t))
+            (<MixPlan>self._room_plan[h])._mix(self._rin, self._rout, TK_FRAME, TK_FRAME)
+            for i in range(n):
+                memcpy(&self._out[sl[i], 0], self._rout + i * TK_FRAME, TK_FRAME * sizeof(int16_t))
 
     def run(self, int batch, Py_ssize_t n, double now_ms, bint full=True, bint io=True) -> int:
         """One tick over rows ``0..n-1`` of batch ``batch`` (0 or 1); the sweeps fill the
@@ -431,7 +607,7 @@ cdef class TickKernel:
         nor sends (tests): the built packets stay in ``packets[:n_packets]``.
         Returns the number of events."""
         cdef TickBatch b, nxt
-        cdef Py_ssize_t i, j, p, q, c, k, n_legs, pos
+        cdef Py_ssize_t i, j, p, q, c, k, pos, hi = self._hi
         cdef int32_t s, v
         cdef int16_t* row
         cdef int16_t* buf
@@ -445,31 +621,26 @@ cdef class TickKernel:
             raise ValueError(f"batch must be 0 or 1, got {batch}")
         if not 0 <= n <= b.capacity:
             raise ValueError(f"row count {n} outside 0..{b.capacity}")
-        if self._plan is not None and self._plan.n_legs != self._nlegs:
-            raise ValueError("mix plan does not match n_legs")
         self.n_events = 0
         self.swept = 0
         self.n_packets = 0
         self.n_sent = 0
-        n_legs = self._nlegs
         with nogil:
             if io:
                 self._sweep(nxt)
             self._route(b, n, nxt)
             if full:
                 self._frames(now_ms, nxt, io)
-                # mix; rows of slots outside any plan are silent
-                if n_legs > 0:
-                    if self._plan is not None:
-                        self._plan._mix(&self._inp[0, 0], &self._out[0, 0], TK_FRAME, TK_FRAME)
-                    else:
-                        memset(&self._out[0, 0], 0, n_legs * TK_FRAME * sizeof(int16_t))
-                for i in range(self._n_echo):
-                    s = self._echo_slots[i]
+                # mix; rows of slots outside any room are silent
+                self._mix_rooms()
+                for s in range(hi):
+                    if self._jb[s] == NULL or not self._echo[s]:
+                        continue
                     for j in range(TK_FRAME):
                         self._out[s, j] = _sat(<int32_t>self._out[s, j] + self._inp[s, j])
-                for i in range(self._n_play):
-                    s = self._play_slots[i]
+                for s in range(hi):
+                    if self._pkind[s] == P_NONE and self._tone[s] == NULL:
+                        continue
                     row = &self._out[s, 0]
                     if self._tone[s] != NULL:  # in-band DTMF being sent replaces everything
                         if (<ToneGenerator>self._tone[s])._fill(row, TK_FRAME):
@@ -526,21 +697,26 @@ cdef class TickKernel:
                     self._rec_pos[i] = <int32_t>(pos + TK_FRAME)
                     if pos + TK_FRAME == self._rec_len[i]:
                         self._rec_full[i] = 1
-                # encode + build
-                for i in range(self._n_send):
-                    s = self._send_slots[i]
-                    if self._send_codec[i] == 0:
-                        c_ulaw_encode(&self._out[s, 0], &self._pkt[i, 12], TK_FRAME)
+                # encode + build, senders in slot order (packet row k = k-th sender)
+                k = 0
+                for s in range(hi):
+                    if not self._send[s]:
+                        continue
+                    if self._scodec[s] == 0:
+                        c_ulaw_encode(&self._out[s, 0], &self._pkt[k, 12], TK_FRAME)
                     else:
-                        c_alaw_encode(&self._out[s, 0], &self._pkt[i, 12], TK_FRAME)
-                    c_build_header(&self._pkt[i, 0], self._send_pt[i], 0, self._net._oseq[s],
+                        c_alaw_encode(&self._out[s, 0], &self._pkt[k, 12], TK_FRAME)
+                    c_build_header(&self._pkt[k, 0], self._spt[s], 0, self._net._oseq[s],
                                    self._net._ots[s], self._net._ossrc[s])
                     self._net._oseq[s] = <uint16_t>(self._net._oseq[s] + 1)
-                self.n_packets = self._n_send
-                if io and self._n_send > 0:
+                    self._send_slots[k] = s
+                    k += 1
+                self._n_send = k
+                self.n_packets = k
+                if io and k > 0:
                     self.n_sent = self._net._send_rows(&self._pkt[0, 0], TK_PKT, &self._pkt_len[0],
-                                                  &self._send_slots[0], self._n_send)
-                for i in range(self._n_adv):
-                    s = self._adv_slots[i]
-                    self._net._ots[s] = self._net._ots[s] + TK_FRAME
+                                                  &self._send_slots[0], k)
+                for s in range(hi):
+                    if self._adv[s]:
+                        self._net._ots[s] = self._net._ots[s] + TK_FRAME
         return self.n_events

@@ -14,12 +14,22 @@ Two threads share the process:
   endpoints into the other of two receive batches so relaying continues during the tick.
   Python then handles the few events (digits, RFC 4733 rows, playback done), VAD for the
   endpoints that asked, full recording buffers and RFC 4733 sending.
-* the **asyncio thread** (uvloop when available) serves the control socket. Validated
-  commands are queued to the tick thread, which applies them at the start of a tick and
-  resolves the reply future through ``call_soon_threadsafe``; events go the same way in
-  the other direction. File work (prompt decoding, TTS) runs in an executor before the
-  command is queued, and recording blocks are written by a third, writer thread, so the
-  tick thread never waits on a disk.
+* the **asyncio thread** (uvloop when available) serves the control socket. It reads
+  every request that has arrived, validates it and queues it to the tick thread at
+  once, without waiting for the previous reply (requests are pipelined, so a burst of
+  N commands costs one tick, not N ticks). The tick thread applies the queued commands
+  at the start of a tick, in arrival order and within a time budget
+  (``APPLY_BUDGET_MS``; the rest wait for the next tick), and hands all their replies
+  back in one ``call_soon_threadsafe``; events go the same way. File work (prompt
+  decoding, TTS) runs in an executor before the command is queued, and recording blocks
+  are written by a third, writer thread, so the tick thread never waits on a disk.
+
+Commands are O(1) in the number of endpoints: an endpoint change re-binds only that
+endpoint's kernel slot (:meth:`MediaWorker._bind`) and a room change re-plans only that
+room (:meth:`MediaWorker._refresh_room`: a relay for a plain two-party bridge, else a
+:class:`cext.mixer.MixPlan` over the room's own legs); the tick kernel scans per-slot
+flags in C, so there are no per-tick lists to rebuild. Recording commands are batched:
+the recording table is re-bound once per tick, whatever the number of commands.
 
 On SIGTERM the tick thread stops, recordings are finalised and the process exits 0.
 """
@@ -69,7 +79,13 @@ TICK_MS = 20.0
 FRAME = 160
 DTMF_CHARS = "0123456789*#ABCD"
 MAX_SLOTS = 8192
-COMMAND_TIMEOUT = 5.0
+APPLY_BUDGET_MS = 5.0
+"""Time the tick thread spends on queued commands per tick before it ticks (the rest
+wait for the next tick, in order)."""
+
+
+Done = Callable[[Any, "BaseException | None"], None]
+"""Completion of a queued command, called on the loop: ``done(result, exc)``."""
 
 
 class CommandError(ValueError):
@@ -140,19 +156,25 @@ class MediaWorker:
         self._next_rec = 1
         self._next_play = 1
         self._rng = np.random.default_rng()
-        # derived per-topology state (rebuilt when _dirty)
-        self._dirty = True
-        self._plan: Any = None
-        self._nlegs = 0
-        self._vad_eps: list[RtpEndpoint] = []
-        self._te_tx_eps: list[RtpEndpoint] = []
-        self._timeout_eps: list[RtpEndpoint] = []
+        # derived state, updated per endpoint / per room by _bind and _refresh_room
+        self._vad_eps: dict[int, RtpEndpoint] = {}
+        self._te_tx_eps: dict[int, RtpEndpoint] = {}
+        self._timeout_eps: dict[int, RtpEndpoint] = {}
         self._te_open: set[RtpEndpoint] = set()
+        self._room_handle: dict[str, int] = {}
+        """Rooms mixed by the kernel -> their kernel room handle."""
+        self._free_handles = list(range(cap - 1, -1, -1))
+        self._room_relay: dict[str, tuple[int, int]] = {}
+        """Rooms forwarded by the NetIO relay (two-party same-codec) -> their two slots."""
+        self._relay_slots: set[int] = set()
+        self._rec_dirty = False
         # threads and I/O
-        self.commands: deque[tuple[Callable[[], Any], asyncio.Future[Any] | None]] = deque()
+        self.commands: deque[tuple[Callable[[], Any], Done | None, float]] = deque()
+        """Queued commands: (function, completion called on the loop, enqueue time ms)."""
         self.events: list[dict[str, Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Future[None]] = set()
         self.running = False
         self.writer = RecordingWriter()
         # tick metrics
@@ -163,6 +185,12 @@ class MediaWorker:
         self.max_busy_ms = 0.0
         self.skipped_ticks = 0
         self.rx_total = 0
+        # command metrics
+        self.commands_total = 0
+        self.max_queue = 0
+        self.max_cmd_wait_ms = 0.0
+        self.max_apply_ms = 0.0
+        self.apply_ms_total = 0.0
 
     # ------------------------------------------------------------------ tick thread
 
@@ -198,21 +226,39 @@ class MediaWorker:
         fields["event"] = event
         self.events.append(fields)
 
-    def _apply_commands(self) -> None:
+    def _apply_commands(self, budget_ms: float = APPLY_BUDGET_MS) -> None:
+        """Apply queued commands in order until the queue is empty or ``budget_ms`` is
+        spent, then post all their completions to the loop in one call."""
+        if not self.commands:
+            return
+        t0 = monotonic_ms()
+        self.max_queue = max(self.max_queue, len(self.commands))
+        done: list[tuple[Done, Any, BaseException | None]] = []
+        now = t0
         while self.commands:
-            fn, fut = self.commands.popleft()
+            fn, cb, queued = self.commands.popleft()
             try:
                 result: Any = fn()
                 exc: BaseException | None = None
             except Exception as e:  # a failed command must never stop the ticks
                 result, exc = None, e
-            if fut is not None and self.loop is not None:
-                self.loop.call_soon_threadsafe(_resolve, fut, result, exc)
+            if cb is not None:
+                done.append((cb, result, exc))
+            self.commands_total += 1
+            now = monotonic_ms()
+            self.max_cmd_wait_ms = max(self.max_cmd_wait_ms, now - queued)
+            if now - t0 >= budget_ms:
+                break
+        if self._rec_dirty:
+            self._bind_recordings()
+            now = monotonic_ms()
+        self.apply_ms_total += now - t0
+        self.max_apply_ms = max(self.max_apply_ms, now - t0)
+        if done and self.loop is not None:
+            self.loop.call_soon_threadsafe(_complete, done)
 
     def _receive(self, n: int, now: float) -> None:
         """Route rows 0..n-1 of the current batch into the jitter buffers (no frame)."""
-        if self._dirty:
-            self._rebuild()
         self._run_kernel(n, now, full=False)
 
     def _run_kernel(self, n: int, now: float, full: bool) -> None:
@@ -231,7 +277,8 @@ class MediaWorker:
         k = self.kernel
         by_slot = self.by_slot
         for kind, slot, a, b in zip(k.events_kind[:nev].tolist(), k.events_slot[:nev].tolist(),
-                                    k.events_a[:nev].tolist(), k.events_b[:nev].tolist()):
+                                    k.events_a[:nev].tolist(), k.events_b[:nev].tolist(),
+                                    strict=True):
             ep = by_slot[slot]
             if ep is None:
                 continue
@@ -249,19 +296,17 @@ class MediaWorker:
             elif kind == EV_PLAY_DONE:
                 self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="done")
                 ep.player = None
-                self._dirty = True
+                self._touch(ep)
             elif kind == EV_TONE_DONE:
                 ep.tone_tx = None
-                self._dirty = True
+                self._touch(ep)
 
     def _tick(self, now: float, n: int) -> None:
         self._apply_commands()
-        if self._dirty:
-            self._rebuild()
         self._run_kernel(n, now, full=True)
         if self._te_open:
             self._te_events(now)
-        for ep in self._vad_eps:
+        for ep in self._vad_eps.values():
             r = ep.vad.process(ep.in_row)  # type: ignore[union-attr]
             if r == SPEECH_START:
                 self._emit("speech_start", endpoint=ep.id)
@@ -307,7 +352,9 @@ class MediaWorker:
             rec.pos = int(pos[i])
 
     def _bind_recordings(self) -> None:
-        """Give the kernel the current recording set (per recording command only)."""
+        """Give the kernel the current recording set (once per tick with recording
+        commands)."""
+        self._rec_dirty = False
         self._sync_recordings()
         order = list(self.recordings.values())
         self.kernel.set_recordings([r.buf for r in order], [r.left for r in order],
@@ -324,7 +371,7 @@ class MediaWorker:
         self.writer.q.put((op, rec.fd, data, rec.data_bytes))
 
     def _send_te(self, now: float) -> None:
-        for ep in self._te_tx_eps:
+        for ep in list(self._te_tx_eps.values()):
             while ep.te_tx and ep.te_tx[0][0] <= now:
                 _due, payload, marker, ts = ep.te_tx.popleft()
                 seq = int(self.net.out_seq[ep.slot])
@@ -340,10 +387,10 @@ class MediaWorker:
                     except OSError:
                         pass
             if not ep.te_tx:
-                self._dirty = True
+                self._touch(ep)
 
     def _check_timeouts(self, now: float) -> None:
-        for ep in self._timeout_eps:
+        for ep in self._timeout_eps.values():
             last = max(float(self.net.last_rx_ms[ep.slot]), ep.armed_ms)
             idle = (now - last) / 1000.0
             if idle >= ep.media_timeout:
@@ -353,65 +400,110 @@ class MediaWorker:
             else:
                 ep.timeout_fired = False
 
-    def _rebuild(self) -> None:
-        """Recompute the per-tick lists, relays and the mix plan after a change."""
-        self._dirty = False
-        eps = list(self.endpoints.values())
+    # ------------------------------------------- incremental kernel updates (tick thread)
+
+    def _bind(self, ep: RtpEndpoint) -> None:
+        """Re-bind one endpoint's kernel slot, sending and per-tick lists. O(1)."""
+        self.kernel.set_endpoint(ep.slot, ep.jb, ep.dtmf if ep.receives else None, ep.player,
+                                 ep.play_mix, ep.tone_tx, ep.receives, ep.echo,
+                                 255 if ep.te_pt is None else ep.te_pt)
+        self._bind_sender(ep)
+        _member(self._vad_eps, ep, ep.vad is not None and ep.receives)
+        _member(self._te_tx_eps, ep, bool(ep.te_tx))
+        _member(self._timeout_eps, ep, ep.media_timeout > 0)
+
+    def _bind_sender(self, ep: RtpEndpoint) -> None:
+        # a relay feeds the slot's stream (and rewrites its timestamps); RFC 4733 sending
+        # replaces the audio while it lasts
+        relaying = ep.slot in self._relay_slots
+        self.net.send_enabled[ep.slot] = 1 if ep.sends else 0
+        self.kernel.set_sender(ep.slot, ep.sends and not relaying and not ep.te_tx,
+                               0 if ep.codec == "pcmu" else 1, ep.pt, not relaying)
+
+    def _touch(self, ep: RtpEndpoint) -> None:
+        """An endpoint changed: re-bind it and re-plan its room (relay <-> mix)."""
+        self._bind(ep)
+        if ep.room is not None:
+            self._refresh_room(ep.room)
+
+    def _relay_pair(self, name: str) -> tuple[RtpEndpoint, RtpEndpoint] | None:
+        """The two endpoints of ``name`` if it is a plain two-party same-codec bridge
+        with nothing else going on (the NetIO relays it packet by packet)."""
+        members, hears, gains = self.rooms[name]
+        if len(members) != 2 or gains:
+            return None
+        a, b = (self.endpoints[m] for m in members)
+        if (hears == {a.id: [b.id], b.id: [a.id]} and a.codec == b.codec
+                and a.direction == b.direction == "sendrecv"
+                and not (a.player or b.player or a.tone_tx or b.tone_tx
+                         or a.te_tx or b.te_tx)):
+            return a, b
+        return None
+
+    def _unrelay(self, slot: int) -> None:
         net = self.net
-        # relays: plain two-party same-codec bridges with nothing else going on
-        relay_targets: set[int] = set()
-        relay_to = np.full(self.capacity, -1, np.int32)
-        mixed_rooms: list[tuple[list[int], dict[int, list[int]], dict[int, float]]] = []
-        for members, hears, gains in self.rooms.values():
-            if len(members) == 2 and not gains:
-                a, b = (self.endpoints[m] for m in members)
-                if (hears == {a.id: [b.id], b.id: [a.id]} and a.codec == b.codec
-                        and a.direction == b.direction == "sendrecv"
-                        and not (a.player or b.player or a.tone_tx or b.tone_tx
-                                 or a.te_tx or b.te_tx)):
-                    relay_to[a.slot], relay_to[b.slot] = b.slot, a.slot
-                    net.audio_pt[a.slot], net.audio_pt[b.slot] = a.pt, b.pt
-                    net.out_pt[a.slot], net.out_pt[b.slot] = a.pt, b.pt
-                    relay_targets.update((a.slot, b.slot))
-                    continue
-            mixed_rooms.append((members, hears, gains))
-        old = net.relay_to.copy()
-        for s in np.flatnonzero(old != relay_to).tolist():
-            tgt = int(old[s])
-            if tgt >= 0:
-                net.relay_active[tgt] = 0
-        net.relay_to[:] = relay_to
-        # mix plan over slots 0..max used
-        used = [ep.slot for ep in eps]
-        self._nlegs = nl = (max(used) + 1) if used else 0
-        hears_map: dict[int, set[int]] = {}
-        gain_list = [1.0] * nl
-        any_mix = False
-        for _members, hears, gains in mixed_rooms:
-            for eid, heard in hears.items():
-                s = self.endpoints[eid].slot
-                hears_map.setdefault(s, set()).update(self.endpoints[h].slot for h in heard)
-                any_mix = True
-            for eid, g in gains.items():
-                gain_list[self.endpoints[eid].slot] = g
-        self._plan = plan_from_hears(nl, hears_map, gain_list) if any_mix else None
-        self.out[:] = 0
-        self.inp[:] = 0
-        self._vad_eps = [ep for ep in eps if ep.vad is not None and ep.receives]
-        self._te_tx_eps = [ep for ep in eps if ep.te_tx]
-        self._timeout_eps = [ep for ep in eps if ep.media_timeout > 0]
-        k = self.kernel
-        for ep in eps:
-            net.send_enabled[ep.slot] = 1 if ep.sends else 0
-            k.set_endpoint(ep.slot, ep.jb, ep.dtmf if ep.receives else None, ep.player,
-                           ep.play_mix, ep.tone_tx, ep.receives, ep.echo,
-                           255 if ep.te_pt is None else ep.te_pt)
-        senders = sorted((ep for ep in eps if ep.sends and ep.slot not in relay_targets
-                          and not ep.te_tx), key=lambda e: e.slot)
-        k.set_lists(self._plan, nl, np.array([ep.slot for ep in senders], np.int32),
-                    np.array([0 if ep.codec == "pcmu" else 1 for ep in senders], np.uint8),
-                    np.array([ep.pt for ep in senders], np.uint8),
-                    np.array([ep.slot for ep in eps if ep.slot not in relay_targets], np.int32))
+        tgt = int(net.relay_to[slot])
+        if tgt >= 0:
+            net.relay_active[tgt] = 0
+        net.relay_to[slot] = -1
+        self._relay_slots.discard(slot)
+
+    def _refresh_room(self, name: str) -> None:
+        """Re-plan one room (gone, relayed or mixed) in the kernel and the NetIO relay.
+        O(members of the room)."""
+        net = self.net
+        h = self._room_handle.pop(name, None)
+        if h is not None:
+            self.kernel.clear_room(h)
+            self._free_handles.append(h)
+        old = self._room_relay.pop(name, None)
+        room = self.rooms.get(name)
+        pair = self._relay_pair(name) if room is not None else None
+        new = (pair[0].slot, pair[1].slot) if pair is not None else None
+        if old is not None and old != new:
+            for s in old:
+                self._unrelay(s)
+        if pair is not None and new is not None:
+            a, b = pair
+            if old != new:
+                net.relay_to[a.slot], net.relay_to[b.slot] = b.slot, a.slot
+            net.audio_pt[a.slot], net.audio_pt[b.slot] = a.pt, b.pt
+            net.out_pt[a.slot], net.out_pt[b.slot] = a.pt, b.pt
+            self._relay_slots.update(new)
+            self._room_relay[name] = new
+        elif room is not None:
+            members, hears, gains = room
+            if any(hears.values()):
+                idx = {m: i for i, m in enumerate(members)}
+                plan = plan_from_hears(
+                    len(members), {idx[k]: [idx[x] for x in v] for k, v in hears.items()},
+                    [gains.get(m, 1.0) for m in members])
+                h = self._free_handles.pop()
+                self.kernel.set_room(h, plan, np.array([self.endpoints[m].slot
+                                                        for m in members], np.int32))
+                self._room_handle[name] = h
+        if room is not None:
+            for m in room[0]:
+                self._bind_sender(self.endpoints[m])
+        if old is not None and old != new:
+            for s in old:
+                ep = self.by_slot[s]
+                if ep is not None and (room is None or ep.id not in room[0]):
+                    self._bind_sender(ep)
+
+    def _leave_room(self, ep: RtpEndpoint) -> None:
+        """Dissolve the room ``ep`` is in (a room without one of its legs is no call)."""
+        name = ep.room
+        if name is None:
+            return
+        members = self.rooms.pop(name, ([], {}, {}))[0]
+        others = [self.endpoints[m] for m in members if m != ep.id and m in self.endpoints]
+        ep.room, ep.echo = None, False
+        for o in others:
+            o.room, o.echo = None, False
+        self._refresh_room(name)
+        for o in others:
+            self._bind(o)
 
     # ---------------------------------------------------------- commands (tick thread)
 
@@ -455,7 +547,9 @@ class MediaWorker:
             net.set_remote(slot, ip_to_be(args["remote_ip"]), args["remote_port"])
         self.endpoints[ep_id] = ep
         self.by_slot[slot] = ep
-        self._dirty = True
+        ep.in_row[:] = 0
+        ep.out_row[:] = 0
+        self._bind(ep)
         return {"endpoint": ep_id, "port": port}
 
     def cmd_modify_endpoint(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -484,39 +578,35 @@ class MediaWorker:
         if args["vad"] is not None:
             from .vad import SpeechDetector
             ep.vad = SpeechDetector() if args["vad"] else None
-        self._dirty = True
+        self._touch(ep)
         return {"endpoint": ep.id}
 
     def cmd_destroy_endpoint(self, args: dict[str, Any]) -> dict[str, Any]:
         ep = self._ep(args["endpoint"])
         if ep.player is not None:
             self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="destroyed")
-        for name, (members, _h, _g) in list(self.rooms.items()):
-            if ep.id in members:
-                del self.rooms[name]
+        self._leave_room(ep)
+        self.kernel.set_endpoint(ep.slot, None)
         self.net.remove(ep.slot)
         ep.sock.close()
         self._free_ports.append(ep.port)
         del self.endpoints[ep.id]
         self.by_slot[ep.slot] = None
-        self.kernel.set_endpoint(ep.slot, None)
         heapq.heappush(self._free_slots, ep.slot)
         self._te_open.discard(ep)
-        ep.in_row[:] = 0
-        ep.out_row[:] = 0
-        self._dirty = True
+        for lst in (self._vad_eps, self._te_tx_eps, self._timeout_eps):
+            lst.pop(ep.id, None)
         return {"endpoint": ep.id}
 
     def cmd_set_room(self, args: dict[str, Any]) -> dict[str, Any]:
         name = args["room"]
         members: list[int] = args["endpoints"]
         for m in members:
-            self._ep(m)
+            other = self._ep(m).room
+            if other is not None and other != name:
+                raise CommandError(f"endpoints: already in room {other!r}")
         if len(set(members)) != len(members):
             raise CommandError("endpoints: duplicate endpoint id")
-        for other, (om, _h, _g) in self.rooms.items():
-            if other != name and set(om) & set(members):
-                raise CommandError(f"endpoints: already in room {other!r}")
         hears = args["hears"]
         if hears is None:  # default: a conference (a bridge for two)
             hears = {m: [x for x in members if x != m] for m in members}
@@ -531,19 +621,23 @@ class MediaWorker:
             if k not in members:
                 raise CommandError(f"gains: endpoint {k} is not a room member")
         old = self.rooms.pop(name, None)
+        changed: dict[int, RtpEndpoint] = {}
         if old is not None:
             for m in old[0]:
                 if m in self.endpoints:
-                    self.endpoints[m].room = None
-                    self.endpoints[m].echo = False
+                    ep = changed[m] = self.endpoints[m]
+                    ep.room = None
+                    ep.echo = False
         if members:
             clean = {k: sorted(set(v) - {k}) for k, v in hears.items()}
             self.rooms[name] = (members, clean, gains)
             for m in members:
-                ep = self.endpoints[m]
+                ep = changed[m] = self.endpoints[m]
                 ep.room = name
                 ep.echo = m in hears.get(m, [])  # echo: an endpoint that hears itself
-        self._dirty = True
+        self._refresh_room(name)
+        for ep in changed.values():  # echo flags; senders of a room that left a relay
+            self._bind(ep)
         return {"room": name, "members": len(members)}
 
     def cmd_play(self, args: dict[str, Any], source: Any) -> dict[str, Any]:
@@ -557,7 +651,7 @@ class MediaWorker:
         ep.play_id = self._next_play
         self._next_play += 1
         ep.play_mix = args["mode"] == "mix"
-        self._dirty = True
+        self._touch(ep)
         return {"play_id": ep.play_id}
 
     def cmd_stop_play(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -566,7 +660,7 @@ class MediaWorker:
         if stopped:
             self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="stopped")
             ep.player = None
-            self._dirty = True
+            self._touch(ep)
         return {"stopped": stopped}
 
     def cmd_record(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -578,7 +672,7 @@ class MediaWorker:
             raise CommandError(f"path: {exc}") from None
         self._next_rec += 1
         self.recordings[rec.id] = rec
-        self._bind_recordings()
+        self._rec_dirty = True
         return {"recording": rec.id}
 
     def _rec(self, rec_id: int) -> Recording:
@@ -589,12 +683,12 @@ class MediaWorker:
 
     def cmd_record_pause(self, args: dict[str, Any]) -> dict[str, Any]:
         self._rec(args["recording"]).paused = True
-        self._bind_recordings()
+        self._rec_dirty = True
         return {}
 
     def cmd_record_resume(self, args: dict[str, Any]) -> dict[str, Any]:
         self._rec(args["recording"]).paused = False
-        self._bind_recordings()
+        self._rec_dirty = True
         return {}
 
     def cmd_record_stop(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -605,7 +699,7 @@ class MediaWorker:
         self._sync_recordings()
         self._flush_recording(rec, final=True)
         del self.recordings[rec.id]
-        self._bind_recordings()
+        self._rec_dirty = True
         seconds = rec.data_bytes / 4 / 8000
         self._emit("recording_done", recording=rec.id, path=rec.path, seconds=seconds)
         return {"recording": rec.id, "seconds": seconds}
@@ -622,10 +716,10 @@ class MediaWorker:
                 ts = (int(self.net.out_ts[ep.slot]) + int((start - t0) * 8)) & 0xFFFFFFFF
                 for p in sender.packets(d, dur, ts):
                     ep.te_tx.append((start + p.offset_ms, p.payload, p.marker, p.timestamp))
-            self._dirty = True
+            self._touch(ep)
             return {"method": "rfc4733"}
         ep.tone_tx = dtmf_string(digits, on=dur / 1000.0, off=0.1)
-        self._dirty = True
+        self._touch(ep)
         return {"method": "inband"}
 
     def cmd_stats(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -637,6 +731,10 @@ class MediaWorker:
             "avg_busy_ms": round(self.busy_ms_total / max(1, self.ticks), 4),
             "max_busy_ms": round(self.max_busy_ms, 3), "rx_packets": self.rx_total,
             "cpu_s": time.process_time(),
+            "commands": self.commands_total, "queued": len(self.commands),
+            "max_queue": self.max_queue, "max_cmd_wait_ms": round(self.max_cmd_wait_ms, 3),
+            "max_apply_ms": round(self.max_apply_ms, 3),
+            "avg_apply_ms": round(self.apply_ms_total / max(1, self.ticks), 4),
         }
         if args["endpoint"] is not None:
             ep = self._ep(args["endpoint"])
@@ -672,11 +770,17 @@ class MediaWorker:
             if not w.is_closing():
                 w.write(data)
 
+    def _queue(self, fn: Callable[[], Any], done: Done | None) -> None:
+        """Queue a command for the tick thread; ``done(result, exc)`` runs on the loop."""
+        self.commands.append((fn, done, monotonic_ms()))
+
     async def _submit(self, fn: Callable[[], Any]) -> Any:
+        """Queue a command and wait for its result (no timeout: a queued command is
+        always applied, and answering before it is would lie about its effect)."""
         assert self.loop is not None
         fut = self.loop.create_future()
-        self.commands.append((fn, fut))
-        return await asyncio.wait_for(fut, COMMAND_TIMEOUT)
+        self._queue(fn, lambda result, exc: _resolve(fut, result, exc))
+        return await fut
 
     async def _load_source(self, source: str, loop: bool) -> Any:
         if source.startswith("tone:"):
@@ -689,35 +793,54 @@ class MediaWorker:
 
     async def handle(self, msg: dict[str, Any]) -> dict[str, Any]:
         """Validate and execute one request; always returns a reply."""
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.dispatch(msg, fut.set_result)
+        return await fut
+
+    def dispatch(self, msg: dict[str, Any], reply: Callable[[dict[str, Any]], Any]) -> None:
+        """Validate one request and start it without waiting: ``reply(dict)`` is called
+        on the loop exactly once, when the tick thread has applied it (or at once for a
+        bad request or ``ping``). Requests other than ``play`` (whose source is decoded
+        in an executor first) are applied in arrival order."""
         req_id = msg.get("id") if isinstance(msg.get("id"), int) else None
         try:
             req_id, op, args = validate_request(msg)
-            if op == "ping":
-                return ok_reply(req_id, worker=self.worker_id, pid=os.getpid())
-            if op == "play":
-                try:
-                    source = await self._load_source(args["source"], args["loop"])
-                except (OSError, ValueError) as exc:
-                    return error_reply(req_id, f"source: {exc}")
-                result = await self._submit(lambda: self.cmd_play(args, source))
-            else:
-                fn = getattr(self, f"cmd_{op}")
-                result = await self._submit(lambda: fn(args))
-            return ok_reply(req_id, **result)
         except ProtocolError as exc:
-            return error_reply(req_id, str(exc))
-        except CommandError as exc:
-            return error_reply(req_id, str(exc))
-        except TimeoutError:
-            return error_reply(req_id, "worker: command timed out")
+            reply(error_reply(req_id, str(exc)))
+            return
+        if op == "ping":
+            reply(ok_reply(req_id, worker=self.worker_id, pid=os.getpid()))
+            return
+        if op == "play":
+            task = asyncio.ensure_future(self._play(req_id, args, reply))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return
+        fn = getattr(self, f"cmd_{op}")
+        self._queue(lambda: fn(args), lambda result, exc: reply(_reply(req_id, result, exc)))
+
+    async def _play(self, req_id: int, args: dict[str, Any],
+                    reply: Callable[[dict[str, Any]], Any]) -> None:
+        try:
+            source = await self._load_source(args["source"], args["loop"])
+        except (OSError, ValueError) as exc:
+            reply(error_reply(req_id, f"source: {exc}"))
+            return
         except Exception as exc:  # noqa: BLE001 - the worker must survive any command
-            logger.exception("command failed")
-            return error_reply(req_id, f"internal: {type(exc).__name__}: {exc}")
+            reply(_reply(req_id, None, exc))
+            return
+        self._queue(lambda: self.cmd_play(args, source),
+                    lambda result, exc: reply(_reply(req_id, result, exc)))
 
     async def serve_client(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
         self.writers.add(writer)
         decoder = FrameDecoder()
+
+        def send(msg: dict[str, Any]) -> None:
+            if not writer.is_closing():
+                writer.write(encode_frame(msg))
+
         try:
             while True:
                 data = await reader.read(65536)
@@ -729,14 +852,37 @@ class MediaWorker:
                     writer.write(encode_frame(error_reply(None, f"frame: {exc}")))
                     break
                 for msg in msgs:
-                    reply = await self.handle(msg)
-                    writer.write(encode_frame(reply))
+                    self.dispatch(msg, send)
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
         finally:
             self.writers.discard(writer)
             writer.close()
+
+
+def _member(d: dict[int, RtpEndpoint], ep: RtpEndpoint, member: bool) -> None:
+    if member:
+        d[ep.id] = ep
+    else:
+        d.pop(ep.id, None)
+
+
+def _complete(done: list[tuple[Done, Any, BaseException | None]]) -> None:
+    for cb, result, exc in done:
+        try:
+            cb(result, exc)
+        except Exception:  # noqa: BLE001 - one bad completion must not drop the others
+            logger.exception("command completion failed")
+
+
+def _reply(req_id: int, result: Any, exc: BaseException | None) -> dict[str, Any]:
+    if exc is None:
+        return ok_reply(req_id, **result)
+    if isinstance(exc, CommandError | ProtocolError):
+        return error_reply(req_id, str(exc))
+    logger.error("command failed", exc_info=exc)
+    return error_reply(req_id, f"internal: {type(exc).__name__}: {exc}")
 
 
 def _resolve(fut: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
@@ -767,7 +913,7 @@ async def amain(args: argparse.Namespace) -> int:
     worker.running = False
     tick.join(timeout=5)
     server.close()
-    worker._apply_commands()
+    worker._apply_commands(float("inf"))
     worker.shutdown()
     try:
         os.unlink(args.socket)

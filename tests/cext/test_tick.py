@@ -79,7 +79,10 @@ def _load(rb: RecvBatch, rows: list[tuple[int, bytes, float]]) -> int:
     return len(rows)
 
 
-def run_kernel(sc: Scenario):
+def run_kernel(sc: Scenario, incremental: bool = False):
+    """``incremental``: configure with set_room/set_sender (one plan per room, the
+    bridge's slots listed out of order so it takes the gather/scatter path) instead of
+    the bulk set_lists."""
     n = sc.N
     net = NetIO(n)
     net.out_seq[:] = np.arange(n) * 1000
@@ -95,11 +98,22 @@ def run_kernel(sc: Scenario):
                        PromptPlayer(sc.prompt) if s == 5 else None, s == 5,
                        dtmf_string("7", on=0.1, off=0.05) if s == 2 else None,
                        True, s == 5, 101 if s == 4 else 255)
-    plan = plan_from_hears(n, sc.hears, sc.gains)
-    send = np.arange(n, dtype=np.int32)
-    codec = np.array([0 if c == 0 else 1 for c in sc.codec], np.uint8)
-    pts = np.array(sc.codec, np.uint8)
-    k.set_lists(plan, n, send, codec, pts, send)
+    if incremental:
+        for h, slots in ((3, [1, 0]), (0, [2, 3, 4])):
+            idx = {s: i for i, s in enumerate(slots)}
+            k.set_room(h, plan_from_hears(len(slots), {idx[s]: [idx[x] for x in sc.hears[s]]
+                                                       for s in slots},
+                                          [sc.gains[s] for s in slots]),
+                       np.array(slots, np.int32))
+        for s in (5, 3, 1, 0, 4, 2):  # any order: packets come out in slot order
+            k.set_sender(s, True, 0 if sc.codec[s] == 0 else 1, sc.codec[s], True)
+        assert k.n_rooms == 2 and k.hi == n
+    else:
+        plan = plan_from_hears(n, sc.hears, sc.gains)
+        send = np.arange(n, dtype=np.int32)
+        codec = np.array([0 if c == 0 else 1 for c in sc.codec], np.uint8)
+        pts = np.array(sc.codec, np.uint8)
+        k.set_lists(plan, n, send, codec, pts, send)
     recbufs = [np.zeros((FRAME * 4, 2), np.int16) for _ in range(2)]
     k.set_recordings(recbufs, [[0], [2, 3]], [[1], [4]], [False, False], [0, 0])
     pkts, events, recorded, inps = [], [], [[], []], []
@@ -209,6 +223,65 @@ def test_tick_kernel_matches_composition() -> None:
     assert k_cnt == r_cnt
 
 
+def test_tick_kernel_incremental_matches_composition() -> None:
+    """Per-room plans bound with set_room (gather/scatter and in place) and per-slot
+    senders give exactly what the one global plan gives."""
+    sc = Scenario(2)
+    k_pkts, k_ev, k_rec, k_inp, k_cnt = run_kernel(sc, incremental=True)
+    r_pkts, r_ev, r_rec, r_inp, r_cnt = run_reference(sc)
+    for t in range(sc.TICKS):
+        np.testing.assert_array_equal(k_inp[t], r_inp[t], err_msg=f"inp tick {t}")
+        np.testing.assert_array_equal(k_pkts[t], r_pkts[t], err_msg=f"packets tick {t}")
+    assert _by_tick(k_ev) == _by_tick(r_ev)
+    for i in range(2):
+        np.testing.assert_array_equal(k_rec[i], r_rec[i][:len(k_rec[i])])
+    assert k_cnt == r_cnt
+
+
+def test_tick_kernel_rooms_and_senders_incremental() -> None:
+    """set_room/clear_room/set_sender/set_endpoint(None) change only their own slots;
+    ``hi`` follows the highest slot in use."""
+    import pytest
+    cap = 8
+    net = NetIO(cap)
+    inp = np.zeros((cap, FRAME), np.int16)
+    out = np.zeros((cap, FRAME), np.int16)
+    k = TickKernel(net, inp, out, RecvBatch(8, 256), RecvBatch(8, 256))
+    jbs = [JitterBuffer() for _ in range(cap)]
+    for s in (1, 4, 6):
+        k.set_endpoint(s, jbs[s], receives=False)
+    assert k.hi == 7
+    k.set_room(2, plan_from_hears(2, {0: [1], 1: [0]}), np.array([6, 1], np.int32))
+    with pytest.raises(ValueError):  # slot 6 is in room 2
+        k.set_room(5, plan_from_hears(2, {0: [1]}), np.array([4, 6], np.int32))
+    with pytest.raises(ValueError):
+        k.set_room(5, plan_from_hears(3, {}), np.array([4, 5], np.int32))
+    with pytest.raises(ValueError):
+        k.set_sender(4, True, 2, 0)
+    for s in (1, 4, 6):
+        k.set_sender(s, True, 0, 0, True)
+    # what a non-receiving slot "hears" is its inp row: fill them by hand
+    inp[1] = 100
+    inp[4] = 200
+    inp[6] = 300
+    assert k.run(0, 0, 0.0, True, False) == 0
+    assert k.n_packets == 3 and k.packet_slots[:3].tolist() == [1, 4, 6]
+    assert (out[1] == 300).all() and (out[6] == 100).all() and (out[4] == 0).all()
+    k.clear_room(2)
+    k.set_sender(4, False)
+    k.run(1, 0, 20.0, True, False)
+    assert k.n_rooms == 0 and k.n_packets == 2 and k.packet_slots[:2].tolist() == [1, 6]
+    assert not out[:cap].any()
+    k.set_endpoint(6, None)
+    assert k.hi == 5 and not inp[6].any()
+    k.set_endpoint(4, None)  # also stops its sending
+    assert k.hi == 2
+    k.set_sender(3, False, advance=True)  # a slot with only an advancing timestamp
+    assert k.hi == 4
+    k.set_sender(3, False, advance=False)
+    assert k.hi == 2
+
+
 def test_tick_kernel_config_errors() -> None:
     net = NetIO(4)
     inp = np.zeros((4, FRAME), np.int16)
@@ -240,7 +313,7 @@ def test_tick_kernel_threads() -> None:
     serial = [run_kernel(Scenario(seed)) for seed in range(4)]
     with ThreadPoolExecutor(4) as pool:
         par = list(pool.map(lambda s: run_kernel(Scenario(s)), range(4)))
-    for a, b in zip(serial, par):
+    for a, b in zip(serial, par, strict=True):
         for t in range(Scenario.TICKS):
             np.testing.assert_array_equal(a[0][t], b[0][t])
         assert a[1] == b[1]
