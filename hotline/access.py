@@ -27,6 +27,7 @@ from sip.security import AuthFailureTracker
 from .config import SiteConfig, TrunkConfig
 
 logger = logging.getLogger("hotline.security")
+_MISS = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class AccessControl:
         self._nets = [
             (net, trunk) for trunk in config.trunks for net in trunk.allow
         ]
+        self._trunk_cache: dict[str, object] = {}
         self._ha1: dict[tuple[str, str, str], str] = {}
         for agent in config.agents:
             for alg in ("MD5", "SHA-256", "SHA-512-256"):
@@ -74,17 +76,21 @@ class AccessControl:
         self._decoy = hashlib.sha256(os.urandom(16)).hexdigest()
 
     def trunk_for(self, ip: str) -> TrunkConfig | None:
-        """The trunk whose ``allow`` networks contain ``ip``."""
+        """The trunk whose ``allow`` networks contain ``ip`` (cached per source)."""
         if not self._nets:
             return None
+        cached = self._trunk_cache.get(ip, _MISS)
+        if cached is not _MISS:
+            return cached  # type: ignore[return-value]
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return None
-        for net, trunk in self._nets:
-            if addr in net:
-                return trunk
-        return None
+        found = next((trunk for net, trunk in self._nets if addr in net), None)
+        if len(self._trunk_cache) > 65536:
+            self._trunk_cache.clear()
+        self._trunk_cache[ip] = found
+        return found
 
     def is_banned(self, ip: str, now: float) -> bool:
         """Whether requests from ``ip`` are dropped right now."""

@@ -1,1 +1,2 @@
-"""sans-IO SIP: messages, URIs, SDP, transactions, dialogs, digest auth, registrar; thin asyncio transports."""
+"""sans-IO SIP: messages, URIs, SDP, transactions, dialogs, digest auth, registrar;
+thin asyncio transports."""

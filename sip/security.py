@@ -24,6 +24,7 @@ from __future__ import annotations
 import ipaddress
 from collections import OrderedDict, deque
 from collections.abc import Iterable
+from functools import lru_cache
 
 from .exceptions import LocalProtocolError
 
@@ -69,6 +70,7 @@ def looks_like_scanner(user_agent: str | None) -> bool:
     return any(fragment in ua for fragment in SCANNER_AGENTS)
 
 
+@lru_cache(maxsize=65536)
 def source_key(ip: str, ipv6_prefix: int = 64) -> str:
     """The key a source is counted under: the IPv4 address, or the IPv6 /prefix.
 

@@ -29,7 +29,20 @@ logger = logging.getLogger("hotline.sip")
 
 MAX_UDP_SIZE = 1300  # RFC 3261 §18.1.1: above MTU - 200, requests should go over TCP
 MAX_DATAGRAM_SIZE = 65507  # IPv4 UDP payload limit
-RECV_BUFFER = 1 << 20
+RECV_BUFFER = 4 << 20  # a burst of INVITE retransmissions must not overflow it
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """Ask for RECV_BUFFER bytes; SO_RCVBUFFORCE passes net.core.rmem_max when we may
+    (CAP_NET_ADMIN), otherwise the kernel caps SO_RCVBUF at rmem_max."""
+    for opt in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+        if opt is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, opt, RECV_BUFFER)
+            return
+        except OSError:
+            continue
 IP_RECVERR = getattr(socket, "IP_RECVERR", 11)
 IPV6_RECVERR = getattr(socket, "IPV6_RECVERR", 25)
 MSG_ERRQUEUE = getattr(socket, "MSG_ERRQUEUE", 0x2000)
@@ -115,10 +128,7 @@ class UdpTransport:
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
             sock.setblocking(False)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECV_BUFFER)
-            except OSError:
-                pass
+            _grow_receive_buffer(sock)
             _enable_recverr(sock, family)
             sock.bind((host, port))
             endpoint = _UdpEndpoint(self, sock)
