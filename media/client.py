@@ -51,9 +51,12 @@ class EndpointHandle:
     id: int
     """Endpoint id (unique within the worker)."""
     local_port: int
-    """Local RTP port to put in SDP."""
+    """Local RTP port to put in SDP (0 for a WebRTC endpoint: its SDP comes from the
+    worker)."""
     call_key: str
     """The call the endpoint belongs to."""
+    kind: str = "rtp"
+    """``"rtp"`` or ``"webrtc"``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,13 +302,54 @@ class MediaPool:
         w.endpoints[r["endpoint"]] = call_key
         return EndpointHandle(w.index, r["endpoint"], r["port"], call_key)
 
+    async def create_webrtc_endpoint(self, call_key: str, offer: str | None = None,
+                                     **options: Any) -> tuple[EndpointHandle, str]:
+        """Create a WebRTC (browser) endpoint for a call; it bridges, records, plays and
+        detects DTMF like an RTP endpoint.
+
+        :param call_key: the call (or agent session); all its endpoints share one worker.
+        :param offer: the browser's SDP offer (complete, non-trickle). None: the worker
+            offers, and the browser's answer goes to :meth:`webrtc_answer`.
+        :param options: ``codecs`` (preference, e.g. ``["PCMU", "PCMA", "opus"]``),
+            ``direction``, ``media_timeout``, ``dtmf_inband``, ``vad``, ``jitter_min_ms``,
+            ``jitter_max_ms`` (see :data:`media.protocol.OPS`).
+        :returns: the handle (``local_port`` 0, ``kind`` ``"webrtc"``) and the worker's
+            answer (``offer`` given) or offer (``offer`` None).
+        :raises MediaError: bad SDP or option (the message names the field), no slot.
+        """
+        w = self._worker_for(call_key)
+        if offer is not None:
+            options["offer"] = offer
+        try:
+            r = await self._request(w, "create_webrtc_endpoint", **options)
+        except MediaError:
+            if not any(k == call_key for k in w.endpoints.values()):
+                self._calls.pop(call_key, None)
+            raise
+        w.endpoints[r["endpoint"]] = call_key
+        sdp = r["answer"] if offer is not None else r["offer"]
+        return EndpointHandle(w.index, r["endpoint"], 0, call_key, "webrtc"), str(sdp)
+
+    async def webrtc_offer(self, ep: EndpointHandle, offer: str) -> str:
+        """A new offer from the browser on an existing WebRTC endpoint (renegotiation,
+        ``restartIce()``); returns the answer."""
+        r = await self._request(self._workers[ep.worker], "webrtc_offer", endpoint=ep.id,
+                                offer=offer)
+        return str(r["answer"])
+
+    async def webrtc_answer(self, ep: EndpointHandle, answer: str) -> None:
+        """The browser's answer to the offer :meth:`create_webrtc_endpoint` returned."""
+        await self._request(self._workers[ep.worker], "webrtc_answer", endpoint=ep.id,
+                            answer=answer)
+
     async def modify_endpoint(self, ep: EndpointHandle, **options: Any) -> None:
         """Change remote address, codec, direction (hold: ``recvonly``/``inactive``)..."""
         await self._request(self._workers[ep.worker], "modify_endpoint", endpoint=ep.id,
                             **options)
 
     async def destroy(self, ep: EndpointHandle) -> None:
-        """Destroy an endpoint (its port is released)."""
+        """Destroy an endpoint (its port is released; a WebRTC endpoint's peer connection
+        is closed before the reply)."""
         w = self._workers[ep.worker]
         try:
             await self._request(w, "destroy_endpoint", endpoint=ep.id)

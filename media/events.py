@@ -18,6 +18,7 @@ __all__ = [
     "RecordingDone",
     "SpeechStarted",
     "SpeechStopped",
+    "WebRtcStateChanged",
     "WorkerDied",
     "WorkerStarted",
     "event_from_wire",
@@ -83,6 +84,19 @@ class PlaybackDone(_EndpointEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class WebRtcStateChanged(_EndpointEvent):
+    """A WebRTC endpoint's peer connection changed state.
+
+    ``failed`` and ``closed`` are final for the connection (the endpoint stays until
+    ``destroy_endpoint``; a ``failed`` leg may recover through an ICE restart offer);
+    ``disconnected`` may recover on its own.
+    """
+
+    state: str
+    """``"connected"``, ``"disconnected"``, ``"failed"`` or ``"closed"``."""
+
+
+@dataclass(frozen=True, slots=True)
 class RecordingDone(MediaEvent):
     """A recording was finalised (stopped, or the worker shut down)."""
 
@@ -140,6 +154,8 @@ def event_from_wire(worker: int, msg: dict[str, Any], call_key: str | None) -> M
         return MediaTimeout(worker, ep, call_key, float(msg["seconds"]))
     if kind == "playback_done":
         return PlaybackDone(worker, ep, call_key, int(msg["play_id"]), str(msg["reason"]))
+    if kind == "webrtc_state":
+        return WebRtcStateChanged(worker, ep, call_key, str(msg["state"]))
     if kind == "recording_done":
         return RecordingDone(worker, int(msg["recording"]), str(msg["path"]),
                              float(msg["seconds"]))

@@ -8,6 +8,9 @@ unsigned integer, over a Unix stream socket. Three kinds of message:
   ``{"id": n, "ok": false, "error": "..."}``; the error names the offending field.
 * event (worker -> control): ``{"event": "...", ...fields}``, pushed at any time.
 
+WebRTC legs (``create_webrtc_endpoint``, ``webrtc_offer``, ``webrtc_answer``) carry SDP
+offers/answers as strings; every other op takes their endpoint id like an RTP one's.
+
 :func:`validate_request` checks a request against :data:`OPS` (every argument's type,
 range and presence) and returns the arguments with defaults filled in; a bad request
 raises :class:`ProtocolError`, which the worker turns into an ``ok: false`` reply. It
@@ -28,7 +31,10 @@ __all__ = [
     "DIRECTIONS",
     "EVENTS",
     "MAX_FRAME",
+    "MAX_SDP",
     "OPS",
+    "WEBRTC_CODECS",
+    "WEBRTC_STATES",
     "FrameDecoder",
     "ProtocolError",
     "encode_frame",
@@ -45,7 +51,13 @@ CODECS = {"pcmu": 0, "pcma": 8}
 #: RFC 3264 section 5.1 directions (what *we* do: sendonly = we send, do not receive).
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 EVENTS = ("dtmf", "speech_start", "speech_stop", "media_timeout", "playback_done",
-          "endpoint_stats", "recording_done")
+          "endpoint_stats", "recording_done", "webrtc_state")
+#: Codecs a WebRTC endpoint may negotiate, as aiortc names them (answer preference order).
+WEBRTC_CODECS = ("PCMU", "PCMA", "opus")
+#: ``webrtc_state`` event values (aiortc connection states the worker reports).
+WEBRTC_STATES = ("connected", "disconnected", "failed", "closed")
+#: Largest SDP accepted (Chrome's offers are 2-6 KB; candidates and extensions add more).
+MAX_SDP = 65536
 
 
 class ProtocolError(ValueError):
@@ -157,6 +169,28 @@ def _optional(inner: Check) -> Check:
     return check
 
 
+def _sdp(name: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise ProtocolError(f"{name}: expected an SDP string, got {type(v).__name__}")
+    if not v.startswith("v=0"):
+        raise ProtocolError(f"{name}: not an SDP (must start with v=0)")
+    if len(v) > MAX_SDP:
+        raise ProtocolError(f"{name}: SDP longer than {MAX_SDP} characters")
+    return v
+
+
+def _webrtc_codecs(name: str, v: Any) -> tuple[str, ...]:
+    if not isinstance(v, list | tuple) or not v:
+        raise ProtocolError(f"{name}: expected a non-empty list of codec names")
+    names = {c.lower(): c for c in WEBRTC_CODECS}
+    out: list[str] = []
+    for i, c in enumerate(v):
+        if not isinstance(c, str) or c.lower() not in names:
+            raise ProtocolError(f"{name}[{i}]: {c!r} is not one of {', '.join(WEBRTC_CODECS)}")
+        out.append(names[c.lower()])
+    return tuple(out)
+
+
 def _ipv4(name: str, v: Any) -> str:
     if not isinstance(v, str):
         raise ProtocolError(f"{name}: expected an IPv4 address string")
@@ -235,6 +269,20 @@ OPS: dict[str, dict[str, tuple[Check, Any]]] = {
         "vad": (_optional(_bool), None),
     },
     "destroy_endpoint": {"endpoint": (_ID, REQUIRED)},
+    # WebRTC (browser) legs; see docs/webrtc.md. With ``offer`` the browser offered and
+    # the reply has ``answer``; without, the reply has our ``offer`` (then webrtc_answer).
+    "create_webrtc_endpoint": {
+        "offer": (_optional(_sdp), None),
+        "codecs": (_optional(_webrtc_codecs), None),
+        "direction": (_str(16, DIRECTIONS), "sendrecv"),
+        "media_timeout": (_num(0.0, 86400.0), 0.0),
+        "dtmf_inband": (_bool, False),
+        "vad": (_bool, False),
+        "jitter_min_ms": (_int(0, 1000), 20),
+        "jitter_max_ms": (_int(0, 1000), 200),
+    },
+    "webrtc_offer": {"endpoint": (_ID, REQUIRED), "offer": (_sdp, REQUIRED)},
+    "webrtc_answer": {"endpoint": (_ID, REQUIRED), "answer": (_sdp, REQUIRED)},
     "set_room": {
         "room": (_str(256), REQUIRED),
         "endpoints": (_ids, REQUIRED),
@@ -292,6 +340,8 @@ def validate_request(msg: dict[str, Any]) -> tuple[int, str, dict[str, Any]]:
             if default is REQUIRED:
                 raise ProtocolError(f"{key}: required by {op}")
             args[key] = default
+    if op == "create_webrtc_endpoint" and args["jitter_min_ms"] > args["jitter_max_ms"]:
+        raise ProtocolError("jitter_min_ms: larger than jitter_max_ms")
     if op == "create_endpoint":
         if args["pt"] is None:
             args["pt"] = CODECS[args["codec"]]

@@ -31,6 +31,17 @@ room (:meth:`MediaWorker._refresh_room`: a relay for a plain two-party bridge, e
 flags in C, so there are no per-tick lists to rebuild. Recording commands are batched:
 the recording table is re-bound once per tick, whatever the number of commands.
 
+WebRTC legs (``create_webrtc_endpoint``; see docs/webrtc.md) are a :class:`WebRtcLeg`: a
+kernel slot with a jitter buffer but no socket, kept out of the kernel's send path. Their
+aiortc peer connection (:class:`media.webrtc.WebRtcEndpoint`) lives on the asyncio
+thread; the tick meets it at two thread-safe rings. Each tick, before the kernel runs,
+the tick thread drains each leg's inbound ring into its jitter buffer
+(``drain_into``); after the kernel, it pushes each connected leg's output row
+(``push_pcm(wake=False)``) and wakes all their outbound tracks with one
+``call_soon_threadsafe`` (``wake_tracks``). It never waits on the loop. Signaling
+(offer/answer, renegotiation) and ``close()`` run on the loop; only the slot's creation
+and removal are tick commands.
+
 On SIGTERM the tick thread stops, recordings are finalised and the process exits 0.
 """
 
@@ -49,7 +60,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -64,6 +75,7 @@ from cext.tones import PromptPlayer, call_progress, dtmf_string
 from .endpoint import Recording, RtpEndpoint, wav_header
 from .prompts import PromptCache
 from .protocol import (
+    WEBRTC_STATES,
     FrameDecoder,
     ProtocolError,
     encode_frame,
@@ -72,6 +84,9 @@ from .protocol import (
     validate_request,
 )
 from .vad import SPEECH_START, SPEECH_STOP
+
+if TYPE_CHECKING:  # aiortc is imported on the first WebRTC endpoint (worker start-up cost)
+    from .webrtc import WebRtcEndpoint
 
 logger = logging.getLogger("hotline.media.worker")
 
@@ -90,6 +105,34 @@ Done = Callable[[Any, "BaseException | None"], None]
 
 class CommandError(ValueError):
     """A command that validated but cannot be applied (unknown endpoint, no ports...)."""
+
+
+class WebRtcLeg(RtpEndpoint):
+    """The tick side of a WebRTC endpoint: a kernel slot with a jitter buffer, DTMF
+    detector, VAD and players like an RTP leg, but no socket, no port and no RTP send
+    (the kernel neither encodes nor sends its row; the tick pushes it to ``rtc``).
+
+    :param rtc: the aiortc side (owned by the loop; the tick only calls
+        ``drain_into``/``push_pcm`` and reads ``state``).
+    """
+
+    def __init__(self, ep_id: int, slot: int, rtc: WebRtcEndpoint, args: dict[str, Any],
+                 in_row: np.ndarray, out_row: np.ndarray, now_ms: float) -> None:
+        rtp_args = dict(args, codec="pcmu", pt=0, te_pt=None, latch=False)
+        super().__init__(ep_id, slot, None, 0, rtp_args, in_row, out_row,  # type: ignore[arg-type]
+                         now_ms)
+        self.rtc = rtc
+
+
+class _RtcLink:
+    """A WebRTC endpoint's id as seen by its state callback (asyncio thread): None while
+    negotiating, when states are kept in ``early`` until the create reply has gone out."""
+
+    __slots__ = ("early", "endpoint")
+
+    def __init__(self) -> None:
+        self.endpoint: int | None = None
+        self.early: list[str] = []
 
 
 class RecordingWriter(threading.Thread):
@@ -161,6 +204,10 @@ class MediaWorker:
         self._te_tx_eps: dict[int, RtpEndpoint] = {}
         self._timeout_eps: dict[int, RtpEndpoint] = {}
         self._te_open: set[RtpEndpoint] = set()
+        self._webrtc_eps: dict[int, WebRtcLeg] = {}
+        """WebRTC legs (tick thread): drained before and pushed after each kernel run."""
+        self._rtc: dict[int, WebRtcEndpoint] = {}
+        """WebRTC legs' aiortc side by endpoint id (asyncio thread: signaling, close)."""
         self._room_handle: dict[str, int] = {}
         """Rooms mixed by the kernel -> their kernel room handle."""
         self._free_handles = list(range(cap - 1, -1, -1))
@@ -303,7 +350,11 @@ class MediaWorker:
 
     def _tick(self, now: float, n: int) -> None:
         self._apply_commands()
+        if self._webrtc_eps:
+            self._webrtc_in(now)
         self._run_kernel(n, now, full=True)
+        if self._webrtc_eps:
+            self._webrtc_out()
         if self._te_open:
             self._te_events(now)
         for ep in self._vad_eps.values():
@@ -324,6 +375,39 @@ class MediaWorker:
         if self.events and self.loop is not None:
             events, self.events = self.events, []
             self.loop.call_soon_threadsafe(self._write_events, events)
+
+    def _webrtc_in(self, now: float) -> None:
+        """Before the kernel: each WebRTC leg's received packets -> its jitter buffer
+        (the kernel's ``get_frame`` then treats the leg like any other)."""
+        net = self.net
+        for ep in self._webrtc_eps.values():
+            inbound = ep.rtc.inbound
+            if not inbound:
+                continue
+            if not ep.receives:  # RFC 3264 sendonly/inactive: discard what arrives
+                inbound.clear()
+                continue
+            stored = ep.rtc.drain_into(ep.jb)
+            if stored:
+                net.rx_packets[ep.slot] += stored
+                net.last_rx_ms[ep.slot] = now
+
+    def _webrtc_out(self) -> None:
+        """After the kernel: each connected, sending WebRTC leg's output row -> its
+        outbound ring, then one cross-thread wake-up for all of them."""
+        tracks = []
+        net = self.net
+        for ep in self._webrtc_eps.values():
+            if ep.sends and ep.rtc.pc.connectionState == "connected":
+                ep.rtc.push_pcm(ep.out_row, wake=False)
+                net.tx_packets[ep.slot] += 1
+                tracks.append(ep.rtc.track)
+        if tracks and self.loop is not None:
+            from .webrtc import wake_tracks
+            try:
+                wake_tracks(self.loop, tracks)
+            except RuntimeError:  # the loop is closing (shutdown)
+                pass
 
     def _te_events(self, now: float) -> None:
         for ep in list(self._te_open):
@@ -413,6 +497,10 @@ class MediaWorker:
         _member(self._timeout_eps, ep, ep.media_timeout > 0)
 
     def _bind_sender(self, ep: RtpEndpoint) -> None:
+        if isinstance(ep, WebRtcLeg):  # never in the kernel's send path (no socket)
+            self.net.send_enabled[ep.slot] = 0
+            self.kernel.set_sender(ep.slot, False, 0, 0, False)
+            return
         # a relay feeds the slot's stream (and rewrites its timestamps); RFC 4733 sending
         # replaces the audio while it lasts
         relaying = ep.slot in self._relay_slots
@@ -433,6 +521,8 @@ class MediaWorker:
         if len(members) != 2 or gains:
             return None
         a, b = (self.endpoints[m] for m in members)
+        if isinstance(a, WebRtcLeg) or isinstance(b, WebRtcLeg):
+            return None  # SRTP in aiortc: nothing to forward packet by packet
         if (hears == {a.id: [b.id], b.id: [a.id]} and a.codec == b.codec
                 and a.direction == b.direction == "sendrecv"
                 and not (a.player or b.player or a.tone_tx or b.tone_tx
@@ -552,8 +642,36 @@ class MediaWorker:
         self._bind(ep)
         return {"endpoint": ep_id, "port": port}
 
+    def cmd_create_webrtc(self, args: dict[str, Any], rtc: WebRtcEndpoint) -> dict[str, Any]:
+        """Give a negotiated WebRTC endpoint a kernel slot (no socket, no sending)."""
+        if not self._free_slots:
+            raise CommandError("endpoint: worker has no free slot")
+        slot = heapq.heappop(self._free_slots)
+        ep_id = self._next_ep
+        self._next_ep += 1
+        ep = WebRtcLeg(ep_id, slot, rtc, args, self.inp[slot], self.out[slot], monotonic_ms())
+        net = self.net
+        net.relay_to[slot] = -1
+        net.remote_ip[slot] = 0
+        net.remote_port[slot] = 0
+        for counters in (net.rx_packets, net.tx_packets, net.relayed, net.latched):
+            counters[slot] = 0
+        net.last_rx_ms[slot] = 0.0
+        self.endpoints[ep_id] = ep
+        self.by_slot[slot] = ep
+        self._webrtc_eps[ep_id] = ep
+        ep.in_row[:] = 0
+        ep.out_row[:] = 0
+        self._bind(ep)
+        return {"endpoint": ep_id}
+
     def cmd_modify_endpoint(self, args: dict[str, Any]) -> dict[str, Any]:
         ep = self._ep(args["endpoint"])
+        if isinstance(ep, WebRtcLeg):
+            for key in ("remote_ip", "codec", "pt", "te_pt"):
+                if args[key] is not None:
+                    raise CommandError(f"{key}: not applicable to a WebRTC endpoint "
+                                       "(renegotiate with webrtc_offer)")
         if args["remote_ip"] is not None:
             self.net.set_remote(ep.slot, ip_to_be(args["remote_ip"]), args["remote_port"])
         if args["codec"] is not None:
@@ -587,9 +705,12 @@ class MediaWorker:
             self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="destroyed")
         self._leave_room(ep)
         self.kernel.set_endpoint(ep.slot, None)
-        self.net.remove(ep.slot)
-        ep.sock.close()
-        self._free_ports.append(ep.port)
+        if isinstance(ep, WebRtcLeg):  # the loop closes the peer connection (dispatch)
+            self._webrtc_eps.pop(ep.id, None)
+        else:
+            self.net.remove(ep.slot)
+            ep.sock.close()
+            self._free_ports.append(ep.port)
         del self.endpoints[ep.id]
         self.by_slot[ep.slot] = None
         heapq.heappush(self._free_slots, ep.slot)
@@ -725,6 +846,7 @@ class MediaWorker:
     def cmd_stats(self, args: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {
             "worker": self.worker_id, "endpoints": len(self.endpoints),
+            "webrtc_endpoints": len(self._webrtc_eps),
             "rooms": len(self.rooms), "recordings": len(self.recordings),
             "ticks": self.ticks, "late_ticks": self.late_ticks,
             "max_late_ms": round(self.max_late_ms, 3), "skipped_ticks": self.skipped_ticks,
@@ -736,7 +858,10 @@ class MediaWorker:
             "max_apply_ms": round(self.max_apply_ms, 3),
             "avg_apply_ms": round(self.apply_ms_total / max(1, self.ticks), 4),
         }
-        if args["endpoint"] is not None:
+        if args["endpoint"] is not None and isinstance(self._ep(args["endpoint"]), WebRtcLeg):
+            out["endpoint"] = self._webrtc_stats(self._webrtc_eps[args["endpoint"]])
+            self._emit("endpoint_stats", **out["endpoint"])
+        elif args["endpoint"] is not None:
             ep = self._ep(args["endpoint"])
             s = ep.slot
             net = self.net
@@ -753,6 +878,21 @@ class MediaWorker:
             self._emit("endpoint_stats", endpoint=ep.id, **out["endpoint"])
         return out
 
+    def _webrtc_stats(self, ep: WebRtcLeg) -> dict[str, Any]:
+        rtc, s, js = ep.rtc, ep.slot, jb_stats(ep.jb)
+        track, tap = rtc.track, rtc._tap
+        return {
+            "id": ep.id, "kind": "webrtc", "port": 0, "codec": rtc.codec,
+            "direction": ep.direction, "state": rtc.state,
+            "rx_packets": int(self.net.rx_packets[s]), "tx_packets": int(self.net.tx_packets[s]),
+            "relaying": False, "tap_installed": rtc.tap_installed,
+            "tap_packets": tap.packets, "in_dropped": tap.dropped + rtc.in_dropped,
+            "out_pushed": track.pushed, "out_dropped": track.dropped,
+            "out_silence": track.silence, "out_sent": track.sent,
+            "renegotiations": rtc.renegotiations, "ice_restarts": rtc.ice_restarts,
+            "jitter": {f: getattr(js, f) for f in js.__slots__},
+        }
+
     def shutdown(self) -> None:
         """Finalise recordings and close sockets (tick thread stopped)."""
         for rec in list(self.recordings.values()):
@@ -760,7 +900,13 @@ class MediaWorker:
         self.writer.q.put(None)
         self.writer.join(timeout=10)
         for ep in self.endpoints.values():
-            ep.sock.close()
+            if not isinstance(ep, WebRtcLeg):
+                ep.sock.close()
+
+    async def close_webrtc(self) -> None:
+        """Close every WebRTC peer connection (asyncio thread, after the tick stopped)."""
+        rtcs, self._rtc = list(self._rtc.values()), {}
+        await asyncio.gather(*(r.close() for r in rtcs), return_exceptions=True)
 
     # ---------------------------------------------------------------- asyncio side
 
@@ -811,10 +957,15 @@ class MediaWorker:
         if op == "ping":
             reply(ok_reply(req_id, worker=self.worker_id, pid=os.getpid()))
             return
-        if op == "play":
-            task = asyncio.ensure_future(self._play(req_id, args, reply))
+        if op in ("play", "create_webrtc_endpoint", "webrtc_offer", "webrtc_answer"):
+            handler = getattr(self, f"_{op}")
+            task = asyncio.ensure_future(handler(req_id, args, reply))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            return
+        if op == "destroy_endpoint":  # a WebRTC leg's peer connection closes on the loop
+            self._queue(lambda: self.cmd_destroy_endpoint(args),
+                        lambda result, exc: self._destroyed(req_id, result, exc, reply))
             return
         fn = getattr(self, f"cmd_{op}")
         self._queue(lambda: fn(args), lambda result, exc: reply(_reply(req_id, result, exc)))
@@ -831,6 +982,113 @@ class MediaWorker:
             return
         self._queue(lambda: self.cmd_play(args, source),
                     lambda result, exc: reply(_reply(req_id, result, exc)))
+
+    # ----------------------------------------------------- WebRTC (asyncio thread)
+
+    def _rtc_state(self, link: _RtcLink, state: str) -> None:
+        """aiortc connection state -> ``webrtc_state`` event. States reached before the
+        create reply (which carries the endpoint id) has gone out wait for it."""
+        if state not in WEBRTC_STATES:
+            return
+        if link.endpoint is None:
+            link.early.append(state)
+        else:
+            self._write_events([{"event": "webrtc_state", "endpoint": link.endpoint,
+                                 "state": state}])
+
+    async def _create_webrtc_endpoint(self, req_id: int, args: dict[str, Any],
+                                      reply: Callable[[dict[str, Any]], Any]) -> None:
+        from .webrtc import DEFAULT_CODECS, WebRtcEndpoint, WebRtcError
+
+        if not self._free_slots:  # advisory (the tick command checks again)
+            reply(error_reply(req_id, "endpoint: worker has no free slot"))
+            return
+        link = _RtcLink()
+        rtc = WebRtcEndpoint(codecs=args["codecs"] or DEFAULT_CODECS,
+                             on_state=lambda state: self._rtc_state(link, state))
+        field = "offer" if args["offer"] is not None else "answer"
+        try:
+            if args["offer"] is not None:
+                sdp = {"answer": await rtc.accept_offer(args["offer"])}
+            else:
+                sdp = {"offer": await rtc.create_offer()}
+            result = await self._submit(lambda: self.cmd_create_webrtc(args, rtc))
+        except Exception as exc:  # noqa: BLE001 - the worker must survive any command
+            await rtc.close()
+            if isinstance(exc, WebRtcError):
+                reply(error_reply(req_id, f"{field}: {exc}"))
+            else:
+                reply(_reply(req_id, None, exc))
+            return
+        ep_id = int(result["endpoint"])
+        self._rtc[ep_id] = rtc
+        reply(ok_reply(req_id, endpoint=ep_id, port=0, **sdp))
+        link.endpoint = ep_id
+        if link.early:
+            self._write_events([{"event": "webrtc_state", "endpoint": ep_id, "state": s}
+                                for s in link.early])
+            link.early.clear()
+
+    def _rtc_for(self, req_id: int, ep_id: int,
+                 reply: Callable[[dict[str, Any]], Any]) -> WebRtcEndpoint | None:
+        rtc = self._rtc.get(ep_id)
+        if rtc is None:
+            reply(error_reply(req_id, f"endpoint: no WebRTC endpoint {ep_id}"))
+        return rtc
+
+    async def _webrtc_offer(self, req_id: int, args: dict[str, Any],
+                            reply: Callable[[dict[str, Any]], Any]) -> None:
+        """Renegotiation or ICE restart offered by the browser."""
+        from .webrtc import WebRtcError
+
+        rtc = self._rtc_for(req_id, args["endpoint"], reply)
+        if rtc is None:
+            return
+        try:
+            answer = await rtc.accept_offer(args["offer"])
+        except WebRtcError as exc:
+            reply(error_reply(req_id, f"offer: {exc}"))
+        except Exception as exc:  # noqa: BLE001
+            reply(_reply(req_id, None, exc))
+        else:
+            reply(ok_reply(req_id, endpoint=args["endpoint"], answer=answer))
+
+    async def _webrtc_answer(self, req_id: int, args: dict[str, Any],
+                             reply: Callable[[dict[str, Any]], Any]) -> None:
+        """The browser's answer to the offer of ``create_webrtc_endpoint``."""
+        from .webrtc import WebRtcError
+
+        rtc = self._rtc_for(req_id, args["endpoint"], reply)
+        if rtc is None:
+            return
+        try:
+            await rtc.accept_answer(args["answer"])
+        except WebRtcError as exc:
+            reply(error_reply(req_id, f"answer: {exc}"))
+        except Exception as exc:  # noqa: BLE001
+            reply(_reply(req_id, None, exc))
+        else:
+            reply(ok_reply(req_id, endpoint=args["endpoint"], codec=rtc.codec))
+
+    def _destroyed(self, req_id: int, result: Any, exc: BaseException | None,
+                   reply: Callable[[dict[str, Any]], Any]) -> None:
+        """Completion of destroy_endpoint (loop): close a WebRTC leg's peer connection,
+        then reply."""
+        rtc = self._rtc.pop(result["endpoint"], None) if exc is None else None
+        if rtc is None:
+            reply(_reply(req_id, result, exc))
+            return
+
+        async def close() -> None:
+            try:
+                await rtc.close()
+            except Exception:  # noqa: BLE001 - the slot is gone either way
+                logger.exception("closing WebRTC endpoint %d failed", result["endpoint"])
+            reply(_reply(req_id, result, None))
+
+        task = asyncio.ensure_future(close())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def serve_client(self, reader: asyncio.StreamReader,
                            writer: asyncio.StreamWriter) -> None:
@@ -915,6 +1173,7 @@ async def amain(args: argparse.Namespace) -> int:
     server.close()
     worker._apply_commands(float("inf"))
     worker.shutdown()
+    await worker.close_webrtc()
     try:
         os.unlink(args.socket)
     except OSError:
@@ -931,6 +1190,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-dir", default="./hotline-data", help="data directory")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format=f"worker{args.id} %(levelname)s %(message)s")
+    for name in ("aioice", "aiortc"):  # per-check ICE logs at INFO: keep warnings only
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         import uvloop
         uvloop.install()
