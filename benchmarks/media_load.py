@@ -5,9 +5,10 @@ DTMF detection on every leg, driven by a separate load-generator process.
 
 The generator (this file with ``--generator``) owns 2N UDP sockets in one
 :class:`cext.net.NetIO`; every 20 ms it stamps each pre-built packet (sequence number,
-timestamp, and the send time as a float64 in the first payload bytes) with numpy and
-sends all of them in one ``NetIO.send`` call, then receives with ``NetIO.poll`` until the
-next tick. Added latency = arrival time - embedded send time of the packets coming back
+timestamp, and the send time as a float64 in the first payload bytes) with numpy; the
+streams are spread over 20 send phases 1 ms apart (as real calls are), each phase one
+``NetIO.send`` call stamped just before it, and receives with ``NetIO.poll`` between
+phases. Added latency = arrival time - embedded send time of the packets coming back
 through the bridge (same clock: both processes read CLOCK_MONOTONIC). Server CPU is
 utime+stime of the worker processes from /proc over the measured window.
 """
@@ -29,6 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 BUDGET_US = 600.0  # per channel-second: 3000 channels on 2 cores
+PHASES = 20  # send phases per 20 ms period (1 ms apart)
 
 
 def generator(cfg_path: str) -> None:
@@ -63,12 +65,33 @@ def generator(cfg_path: str) -> None:
     rb = RecvBatch(max(1024, 4 * n), 256)
     lat: list[np.ndarray] = []
     sent = received = 0
+    # Real calls' packets are not synchronised: stream i sends at phase (i % PHASES) ms of
+    # each 20 ms period, stamped just before its group's sendmmsg.
+    order = np.argsort(np.arange(n) % PHASES, kind="stable")
+    pkts, slots = pkts[order].copy(), slots[order].copy()
+    bounds = np.searchsorted(np.sort(np.arange(n) % PHASES), np.arange(PHASES + 1))
+    bounds[-1] = n
     seq = 0
     t0 = monotonic_ms() + 50
     deadline = t0
     end = t0 + (warmup + seconds) * 1000
     measuring = False
     print("ready", flush=True)
+
+    def drain(until: float) -> None:
+        nonlocal received
+        while True:
+            k = rb.poll(net, until)
+            if k:
+                body = rb.packets[:k, 12:21]
+                flag = body[:, 8] == 1
+                stamp = np.ascontiguousarray(body[:, :8]).view("<f8").reshape(-1)
+                if flag.any():
+                    lat.append(rb.arrival_ms[:k][flag] - stamp[flag])
+                    received += int(flag.sum())
+            if monotonic_ms() >= until:
+                return
+
     while deadline < end + 200:
         stop_sending = deadline >= end
         if not stop_sending:
@@ -77,25 +100,20 @@ def generator(cfg_path: str) -> None:
             pkts[:, 3] = seq & 0xFF
             ts = np.uint32(seq * 160)
             pkts[:, 4:8] = np.frombuffer(np.array([ts], ">u4").tobytes(), np.uint8)
-            now = monotonic_ms()
-            pkts[:, 12:20] = np.frombuffer(np.array([now], "<f8").tobytes(), np.uint8)
             pkts[:, 20] = 1 if measuring else 0  # flag: counted packet
-            net.send(pkts, lengths, slots, n)
+            for g in range(PHASES):
+                lo, hi = int(bounds[g]), int(bounds[g + 1])
+                drain(deadline + g * 20.0 / PHASES)
+                if hi > lo:
+                    now = monotonic_ms()
+                    pkts[lo:hi, 12:20] = np.frombuffer(np.array([now], "<f8").tobytes(),
+                                                       np.uint8)
+                    net.send(pkts[lo:hi], lengths[lo:hi], slots[lo:hi], hi - lo)
             if measuring:
                 sent += n
             seq += 1
         deadline += 20.0
-        while True:
-            k = rb.poll(net, deadline)
-            if k:
-                body = rb.packets[:k, 12:21]
-                flag = body[:, 8] == 1
-                stamp = np.ascontiguousarray(body[:, :8]).view("<f8").reshape(-1)
-                if flag.any():
-                    lat.append(rb.arrival_ms[:k][flag] - stamp[flag])
-                    received += int(flag.sum())
-            if monotonic_ms() >= deadline:
-                break
+        drain(deadline)
     allat = np.concatenate(lat) if lat else np.zeros(1)
     print(json.dumps({"sent": sent, "received": received,
                       "p50": float(np.percentile(allat, 50)),

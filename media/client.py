@@ -406,6 +406,15 @@ class MediaPool:
                                 left=[e.id for e in left], right=[e.id for e in right])
         return RecordingHandle(idx, int(r["recording"]), path)
 
+    async def record_update(self, rec: RecordingHandle, left: Sequence[EndpointHandle],
+                            right: Sequence[EndpointHandle]) -> None:
+        """Change whose received audio goes to each channel of a live recording (e.g.
+        the agent side after a transfer); endpoints must be in the recording's worker."""
+        if any(e.worker != rec.worker for e in (*left, *right)):
+            raise MediaError("left: recorded endpoints must share the recording's worker")
+        await self._request(self._workers[rec.worker], "record_update", recording=rec.id,
+                            left=[e.id for e in left], right=[e.id for e in right])
+
     async def record_pause(self, rec: RecordingHandle) -> None:
         await self._request(self._workers[rec.worker], "record_pause", recording=rec.id)
 

@@ -301,6 +301,12 @@ OPS: dict[str, dict[str, tuple[Check, Any]]] = {
         "left": (_ids, REQUIRED),
         "right": (_ids, REQUIRED),
     },
+    # who is recorded may change during a contact (IVR -> agent -> transfer -> agent)
+    "record_update": {
+        "recording": (_ID, REQUIRED),
+        "left": (_ids, REQUIRED),
+        "right": (_ids, REQUIRED),
+    },
     "record_pause": {"recording": (_ID, REQUIRED)},
     "record_resume": {"recording": (_ID, REQUIRED)},
     "record_stop": {"recording": (_ID, REQUIRED)},

@@ -705,6 +705,11 @@ class MediaWorker:
             self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="destroyed")
         self._leave_room(ep)
         self.kernel.set_endpoint(ep.slot, None)
+        for rec in self.recordings.values():  # a reused slot must never leak into it
+            if ep.slot in rec.left or ep.slot in rec.right:
+                rec.left = [s for s in rec.left if s != ep.slot]
+                rec.right = [s for s in rec.right if s != ep.slot]
+                self._rec_dirty = True
         if isinstance(ep, WebRtcLeg):  # the loop closes the peer connection (dispatch)
             self._webrtc_eps.pop(ep.id, None)
         else:
@@ -801,6 +806,16 @@ class MediaWorker:
         if rec is None:
             raise CommandError(f"recording: no recording {rec_id}")
         return rec
+
+    def cmd_record_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Change whose audio a recording takes, without a new file (one recording per
+        contact: the agent side changes on transfer)."""
+        rec = self._rec(args["recording"])
+        left = [self._ep(e).slot for e in args["left"]]
+        right = [self._ep(e).slot for e in args["right"]]
+        rec.left, rec.right = left, right
+        self._rec_dirty = True
+        return {}
 
     def cmd_record_pause(self, args: dict[str, Any]) -> dict[str, Any]:
         self._rec(args["recording"]).paused = True

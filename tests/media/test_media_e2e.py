@@ -68,6 +68,46 @@ def test_bridge_transcoding_and_recording(tmp_path):
     assert abs(dominant_freq(frames[-4000:, 1]) - 440) < 10   # agent right
 
 
+def test_recording_follows_the_contact_and_never_a_reused_slot(tmp_path):
+    """One recording per contact: caller alone (IVR), then an agent joins the right
+    channel (record_update); after the agent's endpoint is destroyed, an unrelated
+    endpoint that gets its slot is not recorded."""
+    async def body(pool, events):
+        pa, pb, pc = Peer(), Peer(), Peer()
+        a = await pool.create_endpoint("r", remote_ip=LO, remote_port=pa.port)
+        rec = await pool.record(str(tmp_path / "contact.wav"), left=[a], right=[])
+        await in_thread(stream, [(pa, tone(1000, 8000), (LO, a.local_port))], 0.6)
+        b = await pool.create_endpoint("r", remote_ip=LO, remote_port=pb.port)
+        await pool.set_room("r", [a, b])
+        await pool.record_update(rec, [a], [b])
+        await in_thread(stream, [(pa, tone(1000, 8000, start=4800), (LO, a.local_port)),
+                                 (pb, tone(440, 8000), (LO, b.local_port))], 0.8)
+        await pool.destroy(b)
+        c = await pool.create_endpoint("other", remote_ip=LO, remote_port=pc.port)
+        await in_thread(stream, [(pa, tone(1000, 8000), (LO, a.local_port)),
+                                 (pc, tone(2000, 8000), (LO, c.local_port))], 0.6)
+        return await pool.record_stop(rec)
+
+    secs = run(body, tmp_path)
+    with wave.open(str(tmp_path / "contact.wav")) as w:
+        frames = np.frombuffer(w.readframes(w.getnframes()), np.int16).reshape(-1, 2)
+    assert secs > 1.5
+    left, right = frames[:, 0].astype(float), frames[:, 1].astype(float)
+    n = len(frames)
+
+    def rms(x: np.ndarray) -> float:
+        return float(np.sqrt(np.mean(x * x))) if len(x) else 0.0
+
+    assert abs(dominant_freq(left[n // 2 - 2000:n // 2 + 2000]) - 1000) < 10
+    # before the agent joined: right silent; with the agent: 440 Hz
+    assert rms(right[800:3200]) < 50
+    mid = right[int(0.75 * 8000):int(1.3 * 8000)]
+    assert rms(mid) > 1000 and abs(dominant_freq(mid) - 440) < 10
+    # after the agent left: the 2000 Hz of the unrelated endpoint never appears
+    tail = right[-3200:]
+    assert rms(tail) < 50, rms(tail)
+
+
 def test_same_codec_bridge_relays(tmp_path):
     async def body(pool, events):
         pa, pb = Peer(), Peer()
