@@ -28,6 +28,7 @@ through intact.
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
@@ -54,7 +55,14 @@ __all__ = [
     "SessionDescription",
     "answer_offer",
     "build_offer",
+    "bump_version",
+    "hold_direction",
+    "is_hold",
     "negotiated_from_answer",
+    "offered_direction",
+    "reoffer",
+    "resume_direction",
+    "set_direction",
 ]
 
 #: Largest SDP body we parse; a SIP message is capped well below this anyway.
@@ -1146,3 +1154,113 @@ def negotiated_from_answer(
             channels=ours.channels,
         )
     raise IncompatibleMedia("SDP answer rejected every audio stream")
+
+
+# --------------------------------------------------------------------------- hold / re-offers
+
+
+def offered_direction(sdp: SessionDescription, media: MediaDescription) -> Direction:
+    """The direction a received SDP asks for on ``media``, from its sender's view.
+
+    Media level, else session level, else sendrecv (RFC 8866 §6.7); a ``c=0.0.0.0``
+    (the RFC 2543 hold, RFC 3264 §8.4) takes away the sender's receiving half.
+
+    :param sdp: the peer's offer or answer.
+    :param media: one of ``sdp.media``.
+    """
+    return _offer_direction(sdp, media)
+
+
+def is_hold(sdp: SessionDescription) -> bool:
+    """Whether a received SDP puts us on hold (RFC 3264 §8.4).
+
+    True when it has at least one active stream (port not 0) and no active stream
+    lets its sender receive: ``a=sendonly``, ``a=inactive`` or ``c=0.0.0.0``.
+
+    :param sdp: the peer's offer (a re-INVITE or UPDATE body).
+    """
+    active = [m for m in sdp.media if m.port != 0]
+    return bool(active) and not any(offered_direction(sdp, m).receives for m in active)
+
+
+def hold_direction(current: Direction) -> Direction:
+    """Our direction to offer when we put a stream on hold (RFC 3264 §8.4):
+    sendrecv → sendonly, recvonly → inactive (we keep sending, e.g. music on hold).
+
+    :param current: the stream's current direction, from our side.
+    """
+    return Direction.from_flags(current.sends, False)
+
+
+def resume_direction(current: Direction) -> Direction:
+    """Our direction to offer when we take a stream off hold: the inverse of
+    :func:`hold_direction` (sendonly → sendrecv, inactive → recvonly).
+
+    :param current: the stream's direction while held, from our side.
+    """
+    return Direction.from_flags(current.sends, True)
+
+
+def set_direction(
+    sdp: SessionDescription, direction: Direction, media_index: int | None = None
+) -> None:
+    """Set the direction attribute of one or all active streams, in place.
+
+    The media-level direction attribute is replaced where it stands (or appended).
+    When every stream is set, a session-level direction attribute is removed, so that
+    nothing contradicts the media level.
+
+    :param sdp: the session description (ours, before re-offering it).
+    :param direction: the new direction.
+    :param media_index: index of the m= line; None: every stream with a non-zero port.
+    :raises LocalProtocolError: ``media_index`` out of range.
+    """
+    if media_index is None:
+        targets = [m for m in sdp.media if m.port != 0]
+        sdp.attributes = [a for a in sdp.attributes if a.name not in _DIRECTIONS]
+    else:
+        if not 0 <= media_index < len(sdp.media):
+            raise LocalProtocolError(
+                f"media_index {media_index} out of range for {len(sdp.media)} m-lines"
+            )
+        targets = [sdp.media[media_index]]
+    for m in targets:
+        attrs: list[SdpAttribute] = []
+        placed = False
+        for attr in m.attributes:
+            if attr.name in _DIRECTIONS:
+                if not placed:
+                    attrs.append(SdpAttribute(direction.value))
+                    placed = True
+                continue
+            attrs.append(attr)
+        if not placed:
+            attrs.append(SdpAttribute(direction.value))
+        m.attributes = attrs
+
+
+def bump_version(sdp: SessionDescription) -> int:
+    """Increment the o= session version in place, as every modified offer in a session
+    must (RFC 3264 §8: same session id, version + 1); return the new version.
+
+    :param sdp: our previous session description.
+    """
+    version = int(sdp.origin.session_version) + 1
+    sdp.origin.session_version = str(version)
+    return version
+
+
+def reoffer(sdp: SessionDescription, direction: Direction | None = None) -> SessionDescription:
+    """A copy of our last SDP for a re-INVITE/UPDATE: o= version + 1 and, if given,
+    ``direction`` on every active stream (RFC 3264 §8).
+
+    For hold, pass ``hold_direction(current)``; to resume, ``resume_direction(...)``.
+
+    :param sdp: the session description we last sent.
+    :param direction: the new direction, or None to keep the current ones.
+    """
+    new = copy.deepcopy(sdp)
+    if direction is not None:
+        set_direction(new, direction)
+    bump_version(new)
+    return new
