@@ -54,7 +54,8 @@ from sip.transaction import TransactionKey
 from sip.uri import SipUri
 
 from .access import AccessControl
-from .config import SiteConfig, Target, TrunkConfig
+from .config import RouteConfig, SiteConfig, Target, TrunkConfig
+from .dialplan import rewrite
 from .logs import CallLogAdapter
 from .mediactl import CallMedia
 from .netaddr import advertised_host, uri_host
@@ -107,6 +108,11 @@ class Leg:
     local_sdp: sdplib.SessionDescription | None = None
     sdp_version: int = 1
     media: sdplib.NegotiatedMedia | None = None
+    created: float = 0.0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    status: int | None = None
+    """Final status of an outbound INVITE (its CDR disposition)."""
 
 
 @dataclass(eq=False)
@@ -128,6 +134,12 @@ class Call:
     status: int | None = None
     key: str = ""
     """Index of the call in :attr:`CallControl.calls` (Call-ID;our tag)."""
+    cdr_open: bool = False
+    """The call's CDR was written at answer and awaits its end."""
+    record: bool = True
+    """The route allows recording this call."""
+    recording_id: str | None = None
+    """The call's recording (one per contact), once answered and recorded."""
 
 
 class CallControl:
@@ -143,6 +155,7 @@ class CallControl:
         clock: Callable[[], float],
         flush: Callable[[], None],
         on_cdr: Callable[[Call], None] | None = None,
+        on_answer: Callable[[Call], None] | None = None,
     ) -> None:
         """:param config: the validated site.
         :param stack: the SIP transaction layer.
@@ -150,7 +163,9 @@ class CallControl:
         :param media: endpoint/room operations on the media workers.
         :param clock: the loop's clock (for steps that resume after awaiting a worker).
         :param flush: sends what the stack has queued (called after asynchronous steps).
-        :param on_cdr: called once per call when it ends."""
+        :param on_cdr: called once per call when it ends.
+        :param on_answer: called once per call when the caller is answered (its CDR is
+            opened then, so a crash mid-call still leaves one)."""
         self.config = config
         self.stack = stack
         self.media = media
@@ -168,6 +183,7 @@ class CallControl:
         self._legs_by_ep: dict[tuple[int, int], Leg] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_cdr = on_cdr
+        self._on_answer = on_answer
         self.accepting = True
         self._dispatch: dict[str, RequestHandler] = {
             "REGISTER": self._handle_register_request,
@@ -387,7 +403,8 @@ class CallControl:
             return
         called = request.uri.user or ""
         caller = request.from_.uri.user or ""
-        target = self._route(called, caller, from_trunk=ident.trunk is not None)
+        route = self._route(called, caller, ident.user, from_trunk=ident.trunk is not None)
+        target = route.to if route is not None else None
         log = CallLogAdapter(logger, request.call_id)
         if target is None:
             log.info("no_route", extra={"called": called, "caller": caller})
@@ -403,11 +420,12 @@ class CallControl:
             self._reply(request, 400, headers=(("Warning", f'399 hotline "{exc}"'),), now=now)
             return
         call = Call(id=request.call_id, caller=caller, called=called, target=target,
-                    started=now, trunk=ident.trunk, user=ident.user)
+                    started=now, trunk=ident.trunk, user=ident.user,
+                    record=route.record if route is not None else True)
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
-                  remote_sdp=offer)
+                  remote_sdp=offer, created=now)
         call.legs.append(leg)
         call.key = call.id + ";" + leg.local_tag
         self.calls[call.key] = call
@@ -426,7 +444,8 @@ class CallControl:
             if trunk is None:
                 self._end_leg_unanswered(leg, 404, now)
                 return
-            uri = SipUri(scheme="sip", user=called, host=uri_host(trunk.host), port=trunk.port)
+            dialled = rewrite(called, route.strip, route.prepend) if route else called
+            uri = SipUri(scheme="sip", user=dialled, host=uri_host(trunk.host), port=trunk.port)
             self._spawn(self._dial(call, leg, Peer(trunk.transport, trunk.host, trunk.port),
                                    uri, trunk.caller_id or caller))
         elif kind == "agent":
@@ -436,13 +455,17 @@ class CallControl:
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
 
-    def _route(self, called: str, caller: str, *, from_trunk: bool) -> Target | None:
+    def _route(self, called: str, caller: str, user: str | None, *,
+               from_trunk: bool) -> RouteConfig | None:
+        """The route a call takes (docs/config.md ``[[routes]]``); extension to extension
+        when no route matches an agent's number."""
         when = self.config.local_time(datetime.now(UTC))
-        route = self.config.route(called, caller, when)
+        extension = self.config.agent(user) if user is not None else None
+        route = self.config.route(called, caller, when, extension, from_trunk=from_trunk)
         if route is not None:
-            return route.to
+            return route
         if not from_trunk and self.config.agent(called) is not None:
-            return Target("agent", called)  # extension to extension
+            return RouteConfig(match=called, to=Target("agent", called))
         return None
 
     async def _create_answer_endpoint(self, leg: Leg) -> bool:
@@ -502,11 +525,14 @@ class CallControl:
         leg.dialog = SipDialog.from_uas(leg.invite, resp)
         self.stack.send_response(resp, now)
         leg.answered = True
+        leg.answered_at = now
         self._legs_by_txn.pop(leg.txn_key, None)
         call = leg.call
         if call.state is CallState.SETUP:
             call.state = CallState.ANSWERED
             call.answered_at = now
+            if self._on_answer is not None:
+                self._on_answer(call)
 
     def _end_leg_unanswered(self, leg: Leg, status: int, now: float) -> None:
         self._reply(leg.invite, status, to_tag=leg.local_tag, now=now)
@@ -557,7 +583,7 @@ class CallControl:
         invite.add("Content-Type", "application/sdp")
         invite.body = str(offer).encode()
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
-                invite=invite, local_host=host, ep=ep, local_sdp=offer)
+                invite=invite, local_host=host, ep=ep, local_sdp=offer, created=now)
         self.add_via(invite, peer)
         b.txn_key = self.stack.send_request(invite, peer, now)
         call.legs.append(b)
@@ -597,6 +623,8 @@ class CallControl:
             leg.dialog = SipDialog.from_uac(leg.invite, response)
             self.stack.send_ack(leg.dialog.create_ack(response), leg.peer, now)
             leg.answered = True
+            leg.answered_at = now
+            leg.status = status
             if leg.cancelled or a is None or not self._live(a):
                 self._send_bye(leg, now)
                 return
@@ -604,6 +632,7 @@ class CallControl:
             return
         # Final failure from the far end: pass the status to the caller (auth challenges
         # from the carrier become 503: our credentials are not the caller's business).
+        leg.status = status
         self._drop_leg(leg)
         if a is not None and not a.answered and self._live(a):
             a.call.status = status
@@ -764,6 +793,7 @@ class CallControl:
         """The leg's dialog is over: forget it and free its media endpoint."""
         if self._legs.pop((leg.call_id, leg.local_tag), None) is None:
             return
+        leg.ended_at = self._clock()
         ep = leg.ep
         if ep is not None:
             leg.ep = None

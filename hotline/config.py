@@ -26,7 +26,7 @@ import secrets
 import string
 import tomllib
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
@@ -35,6 +35,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from hotline import __version__
+from hotline.dialplan import NumberPattern, PatternError, compile_pattern
 
 __all__ = [
     "STRATEGIES",
@@ -43,7 +44,21 @@ __all__ = [
     "Address",
     "ConfigError",
     "DemoPasswords",
+    "IVR_STEP_KINDS",
+    "IvrBranchStep",
+    "IvrCase",
+    "IvrCollectStep",
     "IvrConfig",
+    "IvrGotoStep",
+    "IvrHttpStep",
+    "IvrMenuStep",
+    "IvrNext",
+    "IvrPlayStep",
+    "IvrSetStep",
+    "IvrStep",
+    "IvrTimeCase",
+    "IvrTimeStep",
+    "IvrTransferStep",
     "Listener",
     "LoggingConfig",
     "QueueConfig",
@@ -57,11 +72,13 @@ __all__ = [
     "TlsConfig",
     "TrunkConfig",
     "UserConfig",
+    "VoicemailConfig",
     "apply_overrides",
     "demo_config",
     "demo_passwords",
     "load_config",
     "parse_target",
+    "render_template",
 ]
 
 #: Queue strategies, in the order they are listed in error messages.
@@ -97,6 +114,13 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("logfmt", "json")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DTMF_KEYS = frozenset("0123456789*#ABCD")
+#: Step kinds of an IVR flow (``[ivr.NAME.steps.STEP] kind = ...``).
+IVR_STEP_KINDS = ("play", "menu", "collect", "branch", "http", "set", "time", "transfer", "goto")
+#: Methods an IVR ``http`` step may use.
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: ``{name}`` refers to an IVR variable in prompts, URLs, bodies and ``set`` values;
+#: ``{{`` and ``}}`` are literal braces.
+TEMPLATE_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 SKILL_MIN, SKILL_MAX = 1, 10
 MIN_PASSWORD_LENGTH = 8
 DEMO_AGENT_IDS = ("1001", "1002", "1003", "1004", "1005")
@@ -110,6 +134,11 @@ _HOSTNAME_RE = re.compile(
 )
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TIME_RANGE_RE = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+_VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+_DATE_RE = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
+_URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+_PIN_RE = re.compile(r"^[0-9]{1,16}$")
+_HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
 _MISSING: Any = object()
 
 
@@ -315,6 +344,9 @@ class AgentConfig:
     #: Skill name to level (1..10).
     skills: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
     teams: tuple[str, ...] = ()
+    #: Route permissions this extension holds (a route with ``permission = "intl"``
+    #: is used only by extensions that list ``"intl"``).
+    permissions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,23 +387,274 @@ class QueueConfig:
     moh: str | None = None
 
 
+#: Where an IVR step goes next: the name of a step of the same IVR, or a :class:`Target`.
+IvrNext = str | Target
+
+
 @dataclass(frozen=True, slots=True)
-class IvrConfig:
-    """One ``[ivr.NAME]`` menu."""
+class IvrPlayStep:
+    """``kind = "play"``: play prompts, then go on."""
 
     name: str
-    #: Prompt played on entry (file under data_dir/prompts or ``tts:TEXT``).
-    greeting: str
+    #: Prompts played in order (files or ``tts:``; ``{variable}`` is substituted).
+    prompts: tuple[str, ...]
+    next: IvrNext
+    #: A key pressed during the prompts stops them and is kept for the next step.
+    interruptible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IvrMenuStep:
+    """``kind = "menu"``: play a prompt and choose the next step by one key."""
+
+    name: str
+    prompts: tuple[str, ...]
+    #: DTMF key to next step or target.
+    options: Mapping[str, IvrNext]
+    #: Seconds to wait for a key after the prompt.
+    timeout: int = 5
+    #: Times the prompt is replayed after a timeout or an invalid key.
+    retries: int = 3
+    #: Played before the replay after an invalid key; empty uses a built-in prompt.
+    invalid: tuple[str, ...] = ()
+    #: Played before the replay after a timeout; empty replays the prompt alone.
+    timeout_prompts: tuple[str, ...] = ()
+    #: Where the call goes once the retries are used up.
+    fallback: IvrNext = Target("hangup")
+    #: Variable that receives the key pressed, if any.
+    variable: str | None = None
+    interruptible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IvrCollectStep:
+    """``kind = "collect"``: read a number (account, PIN, date...) into a variable."""
+
+    name: str
+    prompts: tuple[str, ...]
+    #: Variable that receives the digits.
+    variable: str
+    next: IvrNext
+    min_digits: int = 1
+    max_digits: int = 20
+    #: Key that ends the input early (not stored); None for none.
+    terminator: str | None = "#"
+    #: Seconds to wait for the first digit after the prompt.
+    timeout: int = 5
+    #: Seconds to wait for each further digit; then the input ends.
+    inter_digit_timeout: int = 3
+    #: Regular expression the whole input must match, if any.
+    pattern: str | None = None
+    retries: int = 3
+    invalid: tuple[str, ...] = ()
+    timeout_prompts: tuple[str, ...] = ()
+    fallback: IvrNext = Target("hangup")
+    interruptible: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class IvrCase:
+    """One case of a ``branch`` step; every condition given must hold."""
+
+    next: IvrNext
+    #: Variable tested; None uses the step's ``variable``.
+    variable: str | None = None
+    equals: str | None = None
+    #: TOML key ``in``: the value is one of these.
+    one_of: tuple[str, ...] | None = None
+    #: Regular expression the whole value must match.
+    matches: str | None = None
+    #: Numeric comparisons; a value that is not a number fails them.
+    lt: float | None = None
+    le: float | None = None
+    gt: float | None = None
+    ge: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrBranchStep:
+    """``kind = "branch"``: go to the first case that holds, else to ``default``."""
+
+    name: str
+    cases: tuple[IvrCase, ...]
+    default: IvrNext
+    variable: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrHttpStep:
+    """``kind = "http"``: call a JSON web hook and map its answer into variables."""
+
+    name: str
+    #: URL template; substituted values are percent-encoded.
+    url: str
+    next: IvrNext
+    method: str = "GET"
+    #: JSON object template (strings are templates); with GET it becomes the query string.
+    body: Mapping[str, Any] | None = None
+    #: Literal request headers (values may be ``env:NAME``).
+    headers: Mapping[str, Secret] = field(default_factory=lambda: MappingProxyType({}))
+    #: Seconds before the request counts as failed.
+    timeout: int = 5
+    #: Variable to dotted path in the JSON answer (``data.items.0.id``).
+    map: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Variable that receives the HTTP status ("" on timeout or network error), if any.
+    status: str | None = None
+    #: Played, not interruptible, while the request runs.
+    prompts: tuple[str, ...] = ()
+    #: Where the call goes on a non-2xx status, a timeout or a missing mapped field.
+    failure: IvrNext = Target("hangup")
+
+
+@dataclass(frozen=True, slots=True)
+class IvrSetStep:
+    """``kind = "set"``: set variables (values are templates)."""
+
+    name: str
+    variables: Mapping[str, str]
+    next: IvrNext
+
+
+@dataclass(frozen=True, slots=True)
+class IvrTimeCase:
+    """One case of a ``time`` step; every condition given must hold."""
+
+    next: IvrNext
+    #: Local time window; end before start wraps past midnight.
+    time: tuple[dtime, dtime] | None = None
+    #: Weekdays (0 = Monday); empty means every day.
+    days: frozenset[int] = frozenset()
+    #: Dates as (year, month, day), year 0 for every year; empty means every date.
+    dates: frozenset[tuple[int, int, int]] = frozenset()
+
+    def matches(self, when: datetime) -> bool:
+        """Tell whether local time ``when`` satisfies this case."""
+        if self.days and when.weekday() not in self.days:
+            return False
+        if self.dates and not (
+            (when.year, when.month, when.day) in self.dates
+            or (0, when.month, when.day) in self.dates
+        ):
+            return False
+        if self.time is not None:
+            start, end = self.time
+            now = when.time().replace(tzinfo=None)
+            inside = start <= now < end if start <= end else (now >= start or now < end)
+            if not inside:
+                return False
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class IvrTimeStep:
+    """``kind = "time"``: go to the first case matching the local time, else ``default``."""
+
+    name: str
+    cases: tuple[IvrTimeCase, ...]
+    default: IvrNext
+
+
+@dataclass(frozen=True, slots=True)
+class IvrTransferStep:
+    """``kind = "transfer"``: leave the IVR for a target, with the variables."""
+
+    name: str
+    to: Target
+    #: Queue priority; None keeps the route's.
+    priority: int | None = None
+    #: Number to dial (template), for ``trunk:`` targets; None dials the called number.
+    number: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IvrGotoStep:
+    """``kind = "goto"``: jump to a step or a target."""
+
+    name: str
+    to: IvrNext
+
+
+IvrStep = (
+    IvrPlayStep
+    | IvrMenuStep
+    | IvrCollectStep
+    | IvrBranchStep
+    | IvrHttpStep
+    | IvrSetStep
+    | IvrTimeStep
+    | IvrTransferStep
+    | IvrGotoStep
+)
+
+
+@dataclass(frozen=True, slots=True)
+class IvrConfig:
+    """One ``[ivr.NAME]`` menu or flow.
+
+    The simple form is a ``greeting`` and a ``menu``; the flow form has ``steps`` (and
+    ``start``), and then ``greeting`` and ``menu`` are None/empty.
+    """
+
+    name: str
+    #: Prompt played on entry (file under data_dir/prompts or ``tts:TEXT``); None in a flow.
+    greeting: str | None
     #: DTMF key to target.
     menu: Mapping[str, Target] = field(default_factory=lambda: MappingProxyType({}))
-    #: Seconds to wait for a key after the greeting.
+    #: Seconds to wait for a key after the greeting (in a flow: the default of its steps).
     timeout: int = 5
     #: Times the greeting is replayed after a timeout or invalid key.
     retries: int = 3
     #: Prompt played on an invalid key; None uses a built-in one.
     invalid: str | None = None
-    #: Where the call goes after the retries are used up.
-    fallback: Target = Target("hangup")
+    #: Where the call goes after the retries are used up (in a flow: also a step name;
+    #: the default of its menu/collect ``fallback`` and http ``failure``).
+    fallback: IvrNext = Target("hangup")
+    #: First step of a flow; None for the simple form.
+    start: str | None = None
+    #: Steps of a flow, by name; empty for the simple form.
+    steps: Mapping[str, IvrStep] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True, slots=True)
+class VoicemailConfig:
+    """One ``[voicemail.BOX]`` mailbox; a box without a table uses these defaults."""
+
+    name: str
+    #: Played before the beep; None uses a built-in text.
+    greeting: str | None = None
+    #: The tone that tells the caller to speak.
+    beep: str = "tone:beep"
+    #: Longest message, in seconds.
+    max_seconds: int = 120
+    #: Seconds of silence after speech that end the message; 0 disables it.
+    silence_seconds: int = 5
+    #: Shorter messages (or ones without speech) are discarded.
+    min_seconds: int = 1
+    #: PIN asked when the box is called to listen to messages; None asks none.
+    pin: Secret | None = None
+    #: Command run for each new message (argv; items are templates: {box} {path}
+    #: {seconds} {caller} and the call's variables), e.g. a mail script.
+    notify_command: tuple[str, ...] = ()
+    #: URL that receives a JSON POST for each new message.
+    notify_url: str | None = None
+
+
+def render_template(
+    text: str, variables: Mapping[str, str], quote: Callable[[str], str] | None = None
+) -> str:
+    """Substitute ``{name}`` with ``variables[name]`` (empty if unset); ``{{``/``}}`` → braces.
+
+    :param quote: applied to each substituted value (e.g. percent-encoding for URLs).
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name is None:
+            return m.group(0)[0]
+        value = variables.get(name, "")
+        return quote(value) if quote is not None else value
+
+    return TEMPLATE_RE.sub(sub, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +671,8 @@ class RecordingConfig:
 class RouteConfig:
     """One ``[[routes]]`` entry; the first matching route wins."""
 
-    #: Called number (DID): a literal, or ``re:REGEX`` matched against the whole number.
+    #: Called number (DID): a number, ``_`` Asterisk pattern, ``re:REGEX`` or
+    #: ``list:NAME`` (see :mod:`hotline.dialplan`).
     match: str
     to: Target
     #: Caller number condition, same syntax as ``match``; None matches any caller.
@@ -399,17 +683,44 @@ class RouteConfig:
     days: frozenset[int] = frozenset()
     #: Queue priority given to callers on this route (VIP > 0).
     priority: int = 0
+    #: Who may use the route: ``any``, ``trunk`` (calls from carriers) or ``extension``
+    #: (calls from registered agents). Default ``extension`` for ``trunk:`` targets (a
+    #: carrier's call is never sent back out to a paid route unless asked), else ``any``.
+    source: str = "any"
+    #: Only extensions holding this permission may use the route (trunks never do).
+    permission: str | None = None
+    #: Record calls on this route (when ``[recording] enabled``).
+    record: bool = True
+    #: Leading digits removed before dialling out a ``trunk:`` target.
+    strip: int = 0
+    #: Prefix added after ``strip`` before dialling out a ``trunk:`` target.
+    prepend: str = ""
+    _match: NumberPattern | None = field(default=None, compare=False, repr=False)
+    _caller: NumberPattern | None = field(default=None, compare=False, repr=False)
 
-    def matches(self, called: str, caller: str, when: datetime) -> bool:
+    def matches(self, called: str, caller: str, when: datetime,
+                extension: AgentConfig | None = None, *, from_trunk: bool = False) -> bool:
         """Tell whether a call matches this route.
 
         :param called: the called number (DID or dialled extension).
         :param caller: the caller's number.
         :param when: local time of the call, in the site's time zone.
+        :param extension: the agent placing the call, when it comes from one.
+        :param from_trunk: the call comes from a trunk.
         """
-        if not _pattern_matches(self.match, called):
+        m = self._match or compile_pattern(self.match)
+        if not m.matches(called):
             return False
-        if self.caller is not None and not _pattern_matches(self.caller, caller):
+        if self.caller is not None:
+            c = self._caller or compile_pattern(self.caller)
+            if not c.matches(caller):
+                return False
+        if self.source == "trunk" and not from_trunk:
+            return False
+        if self.source == "extension" and from_trunk:
+            return False
+        if self.permission is not None and (
+                extension is None or self.permission not in extension.permissions):
             return False
         if self.days and when.weekday() not in self.days:
             return False
@@ -444,8 +755,14 @@ class SiteConfig:
     users: tuple[UserConfig, ...] = ()
     queues: tuple[QueueConfig, ...] = ()
     ivr: Mapping[str, IvrConfig] = field(default_factory=lambda: MappingProxyType({}))
+    #: Declared mailboxes; see :meth:`voicemail_box` for the others.
+    voicemail: Mapping[str, VoicemailConfig] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     recording: RecordingConfig = RecordingConfig()
     routes: tuple[RouteConfig, ...] = ()
+    #: ``[lists]``: named number lists (VIPs, blocked callers) for ``list:NAME``.
+    lists: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     logging: LoggingConfig = LoggingConfig()
     #: Things that are valid but probably not what was meant (e.g. short passwords).
     warnings: tuple[str, ...] = ()
@@ -453,6 +770,11 @@ class SiteConfig:
     def agent(self, agent_id: str) -> AgentConfig | None:
         """Return the agent with this id, or None."""
         return next((a for a in self.agents if a.id == agent_id), None)
+
+    def voicemail_box(self, name: str) -> VoicemailConfig:
+        """Return mailbox ``name``: its ``[voicemail.NAME]`` table, or the defaults."""
+        box = self.voicemail.get(name)
+        return box if box is not None else VoicemailConfig(name)
 
     def queue(self, name: str) -> QueueConfig | None:
         """Return the queue with this name, or None."""
@@ -462,14 +784,20 @@ class SiteConfig:
         """Return the trunk with this name, or None."""
         return next((t for t in self.trunks if t.name == name), None)
 
-    def route(self, called: str, caller: str, when: datetime) -> RouteConfig | None:
+    def route(self, called: str, caller: str, when: datetime,
+              extension: AgentConfig | None = None, *,
+              from_trunk: bool = False) -> RouteConfig | None:
         """Return the first route matching a call, or None.
 
         :param when: time of the call; an aware datetime is converted to the site's time
             zone (``server.timezone``, else the system's), a naive one is taken as local.
+        :param extension: the agent placing the call (permissions), if any.
+        :param from_trunk: the call comes from a trunk (``source`` condition).
         """
         local = self.local_time(when)
-        return next((r for r in self.routes if r.matches(called, caller, local)), None)
+        return next((r for r in self.routes
+                     if r.matches(called, caller, local, extension, from_trunk=from_trunk)),
+                    None)
 
     def local_time(self, when: datetime) -> datetime:
         """Convert an aware datetime to the site's time zone; naive ones pass unchanged."""
@@ -516,8 +844,10 @@ SECTIONS = tuple(
             "users",
             "queues",
             "ivr",
+            "voicemail",
             "recording",
             "routes",
+            "lists",
             "logging",
         )
     )
@@ -530,16 +860,38 @@ _TRUNK_KEYS = _keys(TrunkConfig)
 _AGENT_KEYS = _keys(AgentConfig)
 _USER_KEYS = _keys(UserConfig)
 _QUEUE_KEYS = _keys(QueueConfig)
-_IVR_KEYS = _keys(IvrConfig, without=("name",))
+_IVR_KEYS = _keys(IvrConfig, without=("name", "start", "steps"))
+_IVR_FLOW_KEYS = ("fallback", "invalid", "retries", "start", "steps", "timeout")
+_IVR_STEP_KEYS: dict[str, tuple[str, ...]] = {
+    "play": ("interruptible", "kind", "next", "prompt"),
+    "menu": (
+        "fallback", "interruptible", "invalid", "kind", "options", "prompt", "retries",
+        "timeout", "timeout_prompt", "variable",
+    ),
+    "collect": (
+        "fallback", "inter_digit_timeout", "interruptible", "invalid", "kind", "max_digits",
+        "min_digits", "next", "pattern", "prompt", "retries", "terminator", "timeout",
+        "timeout_prompt", "variable",
+    ),
+    "branch": ("cases", "default", "kind", "variable"),
+    "http": (
+        "body", "failure", "headers", "kind", "map", "method", "next", "prompt", "status",
+        "timeout", "url",
+    ),
+    "set": ("kind", "next", "variables"),
+    "time": ("cases", "default", "kind"),
+    "transfer": ("kind", "number", "priority", "to"),
+    "goto": ("kind", "to"),
+}
+_IVR_CASE_KEYS = ("equals", "ge", "gt", "in", "le", "lt", "matches", "next", "variable")
+_IVR_TIME_CASE_KEYS = ("dates", "days", "next", "time")
+_VOICEMAIL_KEYS = _keys(VoicemailConfig, without=("name",))
 _RECORDING_KEYS = _keys(RecordingConfig)
-_ROUTE_KEYS = _keys(RouteConfig)
+_ROUTE_KEYS = _keys(RouteConfig, without=("_match", "_caller"))
+#: ``[[routes]] source`` values.
+ROUTE_SOURCES = ("any", "trunk", "extension")
+_DIGITS_RE = re.compile(r"^[0-9*#+]*$")
 _LOGGING_KEYS = _keys(LoggingConfig)
-
-
-def _pattern_matches(pattern: str, number: str) -> bool:
-    if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], number) is not None
-    return pattern == number
 
 
 # --------------------------------------------------------------------------- reader
@@ -732,16 +1084,15 @@ class _Loader:
             raise ConfigError(self.file, key, "HOST:PORT with a port 1..65535", _show(value))
         return Address(host, port)
 
-    def pattern(self, t: _Table, name: str, default: Any = _MISSING) -> Any:
-        value = t.text(name, default, what='a number, or "re:" followed by a regular expression')
+    def pattern(self, t: _Table, name: str, default: Any = _MISSING,
+                lists: Mapping[str, tuple[str, ...]] | None = None) -> NumberPattern | None:
+        value = t.text(name, default, what='a number, an "_" pattern, "re:REGEX" or "list:NAME"')
         if value is None:
             return None
-        if value.startswith("re:"):
-            try:
-                re.compile(value[3:])
-            except re.error as exc:
-                t.fail(name, f"a valid regular expression ({exc})", value)
-        return value
+        try:
+            return compile_pattern(value, lists)
+        except PatternError as exc:
+            t.fail(name, f'a number, an "_" pattern, "re:REGEX" or "list:NAME" ({exc})', value)
 
     def prompt(self, t: _Table, name: str, default: Any = _MISSING) -> Any:
         value = t.text(name, default, what="a prompt file name or tts:TEXT")
@@ -997,6 +1348,8 @@ class _Loader:
                     password=password,
                     skills=self.skills(t, "skills"),
                     teams=t.str_list("teams", regex=_NAME_RE, what="a team name"),
+                    permissions=t.str_list("permissions", regex=_NAME_RE,
+                                           what="a permission name"),
                 )
             )
             t.done()
@@ -1079,6 +1432,9 @@ class _Loader:
                 t.fail(name, "an IVR name of letters, digits, _ . -", name)
             m = t.table(name)
             assert m is not None
+            if m.has("steps") or m.has("start"):
+                out[name] = self.ivr_flow(name, m)
+                continue
             m.expect(_IVR_KEYS)
             menu_t = m.table("menu", {})
             assert menu_t is not None
@@ -1108,6 +1464,449 @@ class _Loader:
             m.done()
         return MappingProxyType(out)
 
+    def ivr_flow(self, name: str, m: _Table) -> IvrConfig:
+        """The flow form: ``[ivr.NAME]`` with ``start`` and ``[ivr.NAME.steps.STEP]`` tables.
+
+        Step references (``next = "menu"``) are checked here, within the IVR; targets
+        (``queue:billing``) are checked with every other target in :meth:`finish`.
+        """
+        for simple in ("greeting", "menu"):
+            if m.has(simple):
+                m.fail(
+                    simple,
+                    "no greeting or menu in a flow with steps (use a play or menu step)",
+                    m.raw(simple),
+                )
+        m.expect(_IVR_FLOW_KEYS)
+        refs: list[tuple[str, str]] = []
+        timeout = m.integer("timeout", 5, lo=1, hi=120)
+        retries = m.integer("retries", 3, lo=0, hi=20)
+        invalid = self.prompt(m, "invalid", None)
+        if invalid is not None:
+            self.template_check(m.key("invalid"), invalid)
+        fallback = self.ivr_next(m, "fallback", refs, Target("hangup"))
+        steps_t = m.table("steps")
+        assert steps_t is not None
+        if not steps_t.data:
+            m.fail("steps", "at least one [ivr.NAME.steps.STEP] table", {})
+        names = list(steps_t.data)
+        for sname in names:
+            if not _NAME_RE.match(sname) or sname in ("echo", "hangup"):
+                steps_t.fail(
+                    sname, "a step name of letters, digits, _ . - (not echo or hangup)", sname
+                )
+        defaults = _StepDefaults(timeout, retries, (invalid,) if invalid else (), fallback)
+        steps: dict[str, IvrStep] = {}
+        for sname in names:
+            st = steps_t.table(sname)
+            assert st is not None
+            steps[sname] = self.ivr_step(st, sname, refs, defaults)
+        steps_t.done()
+        start = m.text("start", names[0], regex=_NAME_RE, what="the name of one of its steps")
+        if start not in steps:
+            m.fail("start", "one of its steps (" + ", ".join(names) + ")", start)
+        for key, ref in refs:
+            if ref not in steps:
+                raise ConfigError(
+                    self.file,
+                    key,
+                    f"a step of ivr.{name} (" + ", ".join(names) + ") or a target",
+                    _show(ref),
+                )
+        reachable = _reachable_steps(start, steps)
+        for sname in names:
+            if sname not in reachable:
+                self.warnings.append(f'{steps_t.key(sname)}: not reachable from start "{start}"')
+        m.done()
+        return IvrConfig(
+            name=name,
+            greeting=None,
+            timeout=timeout,
+            retries=retries,
+            invalid=invalid,
+            fallback=fallback,
+            start=start,
+            steps=MappingProxyType(steps),
+        )
+
+    def ivr_step(
+        self, st: _Table, name: str, refs: list[tuple[str, str]], d: _StepDefaults
+    ) -> IvrStep:
+        """One ``[ivr.NAME.steps.STEP]`` table."""
+        if "kind" not in st.data:
+            st.expect(sorted({k for keys in _IVR_STEP_KEYS.values() for k in keys}))
+        kind = st.text("kind", choices=IVR_STEP_KINDS)
+        st.expect(_IVR_STEP_KEYS[kind])
+        step: IvrStep
+        if kind == "play":
+            step = IvrPlayStep(
+                name=name,
+                prompts=self.prompts(st, "prompt"),
+                next=self.ivr_next(st, "next", refs),
+                interruptible=st.flag("interruptible", True),
+            )
+        elif kind == "menu":
+            prompts = self.prompts(st, "prompt")
+            opts = st.table("options")
+            assert opts is not None
+            if not opts.data:
+                st.fail("options", 'at least one key, e.g. { "1" = "queue:billing" }', {})
+            options: dict[str, IvrNext] = {}
+            for digit in opts.data:
+                key = opts.key(_quote_key(digit))
+                opts.seen.add(digit)
+                if digit not in DTMF_KEYS:
+                    raise ConfigError(
+                        self.file, key, "a single DTMF key 0-9, *, #, A-D", _show(digit)
+                    )
+                options[digit] = self.ivr_next_value(key, opts.data[digit], refs)
+            step = IvrMenuStep(
+                name=name,
+                prompts=prompts,
+                options=MappingProxyType(options),
+                timeout=st.integer("timeout", d.timeout, lo=1, hi=120),
+                retries=st.integer("retries", d.retries, lo=0, hi=20),
+                invalid=self.prompts(st, "invalid", d.invalid),
+                timeout_prompts=self.prompts(st, "timeout_prompt", ()),
+                fallback=self.ivr_next(st, "fallback", refs, d.fallback),
+                variable=self.variable(st, "variable", None),
+                interruptible=st.flag("interruptible", True),
+            )
+        elif kind == "collect":
+            min_digits = st.integer("min_digits", 1, lo=0, hi=64)
+            max_digits = st.integer("max_digits", 20, lo=1, hi=64)
+            if max_digits < min_digits:
+                st.fail("max_digits", f"at least min_digits ({min_digits})", max_digits)
+            terminator = st.raw("terminator", "#")
+            if terminator != "" and terminator not in DTMF_KEYS:
+                st.fail("terminator", 'a DTMF key such as "#", or "" for none', terminator)
+            step = IvrCollectStep(
+                name=name,
+                prompts=self.prompts(st, "prompt"),
+                variable=self.variable(st, "variable"),
+                next=self.ivr_next(st, "next", refs),
+                min_digits=min_digits,
+                max_digits=max_digits,
+                terminator=terminator or None,
+                timeout=st.integer("timeout", d.timeout, lo=1, hi=120),
+                inter_digit_timeout=st.integer("inter_digit_timeout", 3, lo=1, hi=60),
+                pattern=self.regex(st, "pattern"),
+                retries=st.integer("retries", d.retries, lo=0, hi=20),
+                invalid=self.prompts(st, "invalid", d.invalid),
+                timeout_prompts=self.prompts(st, "timeout_prompt", ()),
+                fallback=self.ivr_next(st, "fallback", refs, d.fallback),
+                interruptible=st.flag("interruptible", True),
+            )
+        elif kind == "branch":
+            variable = self.variable(st, "variable", None)
+            cases = tuple(
+                self.ivr_case(ct, variable, refs) for ct in self.case_tables(st, "cases")
+            )
+            step = IvrBranchStep(
+                name=name,
+                cases=cases,
+                default=self.ivr_next(st, "default", refs),
+                variable=variable,
+            )
+        elif kind == "http":
+            step = self.ivr_http(st, name, refs, d)
+        elif kind == "set":
+            vt = st.table("variables")
+            assert vt is not None
+            if not vt.data:
+                st.fail("variables", "at least one variable, e.g. { lang = \"en\" }", {})
+            values: dict[str, str] = {}
+            for var in vt.data:
+                if not _VARIABLE_RE.match(var):
+                    vt.fail(var, "a variable name of letters, digits and _", var)
+                value = vt.raw(var)
+                if isinstance(value, bool):
+                    value = "true" if value else "false"
+                elif isinstance(value, int | float):
+                    value = str(value)
+                elif not isinstance(value, str):
+                    vt.fail(var, "a string (a template), a number or true/false", value)
+                self.template_check(vt.key(var), value)
+                values[var] = value
+            step = IvrSetStep(
+                name=name,
+                variables=MappingProxyType(values),
+                next=self.ivr_next(st, "next", refs),
+            )
+        elif kind == "time":
+            step = IvrTimeStep(
+                name=name,
+                cases=tuple(self.ivr_time_case(ct, refs) for ct in self.case_tables(st, "cases")),
+                default=self.ivr_next(st, "default", refs),
+            )
+        elif kind == "transfer":
+            to = self.target(st, st.key("to"), st.raw("to"))
+            number = st.text("number", None, what="a number to dial (a template)")
+            if number is not None:
+                if to.kind != "trunk":
+                    st.fail("number", "no number unless the target is trunk:NAME", number)
+                self.template_check(st.key("number"), number)
+            step = IvrTransferStep(
+                name=name,
+                to=to,
+                priority=st.integer("priority", None, lo=0, hi=100),
+                number=number,
+            )
+        else:
+            step = IvrGotoStep(name=name, to=self.ivr_next(st, "to", refs))
+        st.done()
+        return step
+
+    def ivr_http(
+        self, st: _Table, name: str, refs: list[tuple[str, str]], d: _StepDefaults
+    ) -> IvrHttpStep:
+        url = st.text("url", regex=_URL_RE, what="an http:// or https:// URL (a template)")
+        self.template_check(st.key("url"), url)
+        body = None
+        if st.has("body"):
+            raw_body = st.raw("body")
+            if not isinstance(raw_body, dict):
+                st.fail("body", "a table (the JSON object sent)", raw_body)
+            body = MappingProxyType(self.json_template(st.key("body"), raw_body))
+        method = st.text("method", "POST" if body is not None else "GET", choices=HTTP_METHODS)
+        headers: dict[str, Secret] = {}
+        ht = st.table("headers", {})
+        assert ht is not None
+        for header in ht.data:
+            if not _HEADER_RE.match(header):
+                ht.fail(header, "an HTTP header name", header)
+            value = self.secret(ht, header)
+            assert value is not None
+            headers[header] = value
+        mapping: dict[str, str] = {}
+        mt = st.table("map", {})
+        assert mt is not None
+        for var in mt.data:
+            if not _VARIABLE_RE.match(var):
+                mt.fail(var, "a variable name of letters, digits and _", var)
+            mapping[var] = mt.text(
+                var, what="a dotted path into the JSON answer, e.g. data.balance"
+            )
+        return IvrHttpStep(
+            name=name,
+            url=url,
+            next=self.ivr_next(st, "next", refs),
+            method=method,
+            body=body,
+            headers=MappingProxyType(headers),
+            timeout=st.integer("timeout", 5, lo=1, hi=60),
+            map=MappingProxyType(mapping),
+            status=self.variable(st, "status", None),
+            prompts=self.prompts(st, "prompt", ()),
+            failure=self.ivr_next(st, "failure", refs, d.fallback),
+        )
+
+    def case_tables(self, st: _Table, name: str) -> list[_Table]:
+        items = st.array(name)
+        if not items:
+            st.fail(name, 'at least one case, e.g. [{ equals = "1", next = "STEP" }]', items)
+        out = []
+        for i, item in enumerate(items):
+            key = f"{st.key(name)}[{i}]"
+            if not isinstance(item, dict):
+                raise ConfigError(self.file, key, "a table with next and conditions", _show(item))
+            out.append(_Table(self.file, key, item))
+        return out
+
+    def ivr_case(self, ct: _Table, variable: str | None, refs: list[tuple[str, str]]) -> IvrCase:
+        ct.expect(_IVR_CASE_KEYS)
+        conditions = [k for k in _IVR_CASE_KEYS if k not in ("next", "variable") and ct.has(k)]
+        if not conditions:
+            raise ConfigError(
+                self.file, ct.path, "at least one of equals, in, matches, lt, le, gt, ge", "none"
+            )
+        case_var = self.variable(ct, "variable", None)
+        if case_var is None and variable is None:
+            ct.fail("variable", "a variable name (here or on the step)")
+        equals = None
+        if ct.has("equals"):
+            equals = _case_text(ct, "equals", ct.raw("equals"))
+        one_of = None
+        if ct.has("in"):
+            items = ct.array("in")
+            one_of = tuple(_case_text(ct, f"in[{i}]", v) for i, v in enumerate(items))
+        numbers: dict[str, float | None] = {}
+        for op in ("lt", "le", "gt", "ge"):
+            value = ct.raw(op, None)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                ct.fail(op, "a number", value)
+            numbers[op] = None if value is None else float(value)
+        case = IvrCase(
+            next=self.ivr_next(ct, "next", refs),
+            variable=case_var,
+            equals=equals,
+            one_of=one_of,
+            matches=self.regex(ct, "matches"),
+            lt=numbers["lt"],
+            le=numbers["le"],
+            gt=numbers["gt"],
+            ge=numbers["ge"],
+        )
+        ct.done()
+        return case
+
+    def ivr_time_case(self, ct: _Table, refs: list[tuple[str, str]]) -> IvrTimeCase:
+        ct.expect(_IVR_TIME_CASE_KEYS)
+        if not any(ct.has(k) for k in ("time", "days", "dates")):
+            raise ConfigError(self.file, ct.path, "at least one of time, days, dates", "none")
+        window = None
+        raw_time = ct.text("time", None, what='a time range "HH:MM-HH:MM"')
+        if raw_time is not None:
+            window = _parse_time_range(raw_time)
+            if window is None:
+                ct.fail("time", 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
+        days: set[int] = set()
+        for i, item in enumerate(ct.array("days", [])):
+            parsed = _parse_days(item)
+            if parsed is None:
+                raise ConfigError(
+                    self.file,
+                    f"{ct.key('days')}[{i}]",
+                    "a day mon..sun or a range such as mon-fri",
+                    _show(item),
+                )
+            days |= parsed
+        dates: set[tuple[int, int, int]] = set()
+        for i, item in enumerate(ct.array("dates", [])):
+            date = _parse_date(item)
+            if date is None:
+                raise ConfigError(
+                    self.file,
+                    f"{ct.key('dates')}[{i}]",
+                    'a date "YYYY-MM-DD", or "MM-DD" for every year',
+                    _show(item),
+                )
+            dates.add(date)
+        case = IvrTimeCase(
+            next=self.ivr_next(ct, "next", refs),
+            time=window,
+            days=frozenset(days),
+            dates=frozenset(dates),
+        )
+        ct.done()
+        return case
+
+    def ivr_next(
+        self, t: _Table, name: str, refs: list[tuple[str, str]], default: Any = _MISSING
+    ) -> Any:
+        value = t.raw(name, default)
+        if value is default and default is not _MISSING:
+            return value
+        return self.ivr_next_value(t.key(name), value, refs)
+
+    def ivr_next_value(self, key: str, value: Any, refs: list[tuple[str, str]]) -> IvrNext:
+        """A step name of the same IVR (checked later) or a target (``queue:billing``)."""
+        if isinstance(value, str) and (":" in value or value in ("echo", "hangup")):
+            return self.target(None, key, value)
+        if isinstance(value, str) and _NAME_RE.match(value):
+            refs.append((key, value))
+            return value
+        raise ConfigError(
+            self.file, key, "a step name or a target such as queue:NAME", _show(value)
+        )
+
+    def prompts(self, t: _Table, name: str, default: Any = _MISSING) -> Any:
+        """A prompt or an array of prompts, each may hold ``{variable}`` templates."""
+        value = t.raw(name, default)
+        if value is default and default is not _MISSING:
+            return value
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            t.fail(name, "a prompt or a non-empty array of prompts", value)
+        out = []
+        for i, item in enumerate(items):
+            key = f"{t.key(name)}[{i}]" if isinstance(value, list) else t.key(name)
+            if not isinstance(item, str) or not item.strip():
+                raise ConfigError(self.file, key, "a prompt file name or tts:TEXT", _show(item))
+            if item.startswith("tts:") and not item[4:].strip():
+                raise ConfigError(self.file, key, "text after tts:", _show(item))
+            self.template_check(key, item)
+            out.append(item)
+        return tuple(out)
+
+    def variable(self, t: _Table, name: str, default: Any = _MISSING) -> Any:
+        return t.text(
+            name, default, regex=_VARIABLE_RE, what="a variable name of letters, digits and _"
+        )
+
+    def regex(self, t: _Table, name: str) -> str | None:
+        value = t.text(name, None, what="a regular expression")
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                t.fail(name, f"a valid regular expression ({exc})", value)
+        return value  # type: ignore[no-any-return]
+
+    def template_check(self, key: str, text: str) -> None:
+        rest = TEMPLATE_RE.sub("", text)
+        if "{" in rest or "}" in rest:
+            raise ConfigError(
+                self.file,
+                key,
+                "a template of text and {VARIABLE} names (write {{ and }} for braces)",
+                _show(text),
+            )
+
+    def json_template(self, key: str, value: Any) -> Any:
+        """Check a JSON body template (strings are templates); return a deep copy."""
+        if isinstance(value, dict):
+            return {k: self.json_template(f"{key}.{k}", v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.json_template(f"{key}[{i}]", v) for i, v in enumerate(value)]
+        if isinstance(value, str):
+            self.template_check(key, value)
+            return value
+        if isinstance(value, bool | int | float):
+            return value
+        raise ConfigError(
+            self.file, key, "a string, number, true/false, array or table", _show(value)
+        )
+
+    def voicemails(self, doc: _Table) -> Mapping[str, VoicemailConfig]:
+        t = doc.table("voicemail", {})
+        assert t is not None
+        out: dict[str, VoicemailConfig] = {}
+        for name in list(t.data):
+            if not _NAME_RE.match(name):
+                t.fail(name, "a mailbox name of letters, digits, _ . -", name)
+            b = t.table(name)
+            assert b is not None
+            b.expect(_VOICEMAIL_KEYS)
+            d = VoicemailConfig(name)
+            pin = self.secret(b, "pin", None)
+            if pin is not None and not pin.startswith("<unset:") and not _PIN_RE.match(pin):
+                raise ConfigError(self.file, b.key("pin"), "1 to 16 digits", "something else")
+            max_seconds = b.integer("max_seconds", d.max_seconds, lo=5, hi=3600)
+            min_seconds = b.integer("min_seconds", d.min_seconds, lo=0, hi=60)
+            if min_seconds >= max_seconds:
+                b.fail("min_seconds", f"less than max_seconds ({max_seconds})", min_seconds)
+            command = b.str_list("notify_command", what="a command-line argument (a template)")
+            for i, arg in enumerate(command):
+                self.template_check(f"{b.key('notify_command')}[{i}]", arg)
+            out[name] = VoicemailConfig(
+                name=name,
+                greeting=self.prompt(b, "greeting", None),
+                beep=self.prompt(b, "beep", d.beep),
+                max_seconds=max_seconds,
+                silence_seconds=b.integer("silence_seconds", d.silence_seconds, lo=0, hi=60),
+                min_seconds=min_seconds,
+                pin=pin,
+                notify_command=command,
+                notify_url=b.text(
+                    "notify_url", None, regex=_URL_RE, what="an http:// or https:// URL"
+                ),
+            )
+            b.done()
+        return MappingProxyType(out)
+
     def recording(self, doc: _Table) -> RecordingConfig:
         t = doc.table("recording", {})
         assert t is not None
@@ -1120,11 +1919,33 @@ class _Loader:
         t.done()
         return cfg
 
-    def routes(self, doc: _Table) -> tuple[RouteConfig, ...]:
+    def lists(self, doc: _Table) -> Mapping[str, tuple[str, ...]]:
+        t = doc.table("lists", {})
+        assert t is not None
+        out: dict[str, tuple[str, ...]] = {}
+        for name in list(t.data):
+            if not _NAME_RE.match(name):
+                t.fail(name, "a list name of letters, digits, _ . -", name)
+            entries = t.str_list(name, what="a number or pattern")
+            for i, entry in enumerate(entries):
+                try:
+                    compile_pattern(entry)
+                except PatternError as exc:
+                    raise ConfigError(self.file, f"{t.key(name)}[{i}]",
+                                      f'a number, an "_" pattern or "re:REGEX" ({exc})',
+                                      _show(entry)) from None
+            out[name] = tuple(entries)
+        t.done()
+        return MappingProxyType(out)
+
+    def routes(self, doc: _Table,
+               lists: Mapping[str, tuple[str, ...]]) -> tuple[RouteConfig, ...]:
         out: list[RouteConfig] = []
         for t in self.array_of_tables(doc, "routes"):
             t.expect(_ROUTE_KEYS)
-            match = self.pattern(t, "match")
+            match = self.pattern(t, "match", lists=lists)
+            assert match is not None
+            caller = self.pattern(t, "caller", None, lists=lists)
             to = self.target(t, t.key("to"), t.raw("to"))
             window = None
             raw_time = t.text("time", None, what='a time range "HH:MM-HH:MM"')
@@ -1143,14 +1964,29 @@ class _Loader:
                         _show(item),
                     )
                 days |= parsed
+            source = t.text("source", "extension" if to.kind == "trunk" else "any",
+                            choices=ROUTE_SOURCES)
+            if not to.kind == "trunk":
+                for key in ("strip", "prepend"):
+                    if t.has(key):
+                        t.fail(key, "only with a trunk:NAME target", t.raw(key))
             out.append(
                 RouteConfig(
-                    match=match,
+                    match=match.text,
                     to=to,
-                    caller=self.pattern(t, "caller", None),
+                    caller=caller.text if caller is not None else None,
                     time=window,
                     days=frozenset(days),
                     priority=t.integer("priority", 0, lo=0, hi=100),
+                    source=source,
+                    permission=t.text("permission", None, regex=_NAME_RE,
+                                      what="a permission name"),
+                    record=t.flag("record", True),
+                    strip=t.integer("strip", 0, lo=0, hi=20),
+                    prepend=t.text("prepend", "", regex=_DIGITS_RE,
+                                   what="digits, * # or +"),
+                    _match=match,
+                    _caller=caller,
                 )
             )
             t.done()
@@ -1279,6 +2115,68 @@ def _parse_days(value: Any) -> set[int] | None:
     return set(range(i, 7)) | set(range(0, j + 1))
 
 
+@dataclass(frozen=True, slots=True)
+class _StepDefaults:
+    """IVR-level values that a flow's menu/collect/http steps inherit."""
+
+    timeout: int
+    retries: int
+    invalid: tuple[str, ...]
+    fallback: IvrNext
+
+
+def _parse_date(value: Any) -> tuple[int, int, int] | None:
+    if not isinstance(value, str):
+        return None
+    m = _DATE_RE.match(value)
+    if not m:
+        return None
+    year = int(m.group(1)) if m.group(1) else 0
+    month, day = int(m.group(2)), int(m.group(3))
+    try:
+        datetime(year or 2000, month, day)  # 2000 is a leap year: 02-29 is a valid MM-DD
+    except ValueError:
+        return None
+    return year, month, day
+
+
+def _case_text(t: _Table, name: str, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ConfigError(t.file, t.key(name), "a string or an integer", _show(value))
+    return str(value)
+
+
+def ivr_step_links(step: IvrStep) -> tuple[IvrNext, ...]:
+    """Every place an IVR step may go next (step names and targets)."""
+    if isinstance(step, IvrPlayStep | IvrSetStep):
+        return (step.next,)
+    if isinstance(step, IvrMenuStep):
+        return (*step.options.values(), step.fallback)
+    if isinstance(step, IvrCollectStep):
+        return (step.next, step.fallback)
+    if isinstance(step, IvrBranchStep | IvrTimeStep):
+        return (*(c.next for c in step.cases), step.default)
+    if isinstance(step, IvrHttpStep):
+        return (step.next, step.failure)
+    if isinstance(step, IvrGotoStep):
+        return (step.to,)
+    return (step.to,)
+
+
+def _reachable_steps(start: str, steps: Mapping[str, IvrStep]) -> set[str]:
+    seen = {start}
+    todo = [start]
+    while todo:
+        step = steps.get(todo.pop())
+        if step is None:
+            continue
+        for link in ivr_step_links(step):
+            if isinstance(link, str) and link not in seen:
+                seen.add(link)
+                todo.append(link)
+    return seen
+
+
 def parse_target(value: Any) -> Target:
     """Parse a route target such as ``queue:billing`` or ``echo``.
 
@@ -1350,8 +2248,10 @@ def _build(
     users = loader.users(doc, agents)
     queues = loader.queues(doc, agents)
     ivr = loader.ivrs(doc)
+    voicemail = loader.voicemails(doc)
     recording = loader.recording(doc)
-    routes = loader.routes(doc)
+    lists = loader.lists(doc)
+    routes = loader.routes(doc, lists)
     logging_cfg = loader.logging(doc)
     doc.done()
     cfg = SiteConfig(
@@ -1364,8 +2264,10 @@ def _build(
         users=users,
         queues=queues,
         ivr=ivr,
+        voicemail=voicemail,
         recording=recording,
         routes=routes,
+        lists=lists,
         logging=logging_cfg,
     )
     loader.finish(cfg)

@@ -2,7 +2,8 @@
 
 ``run(config)`` is what ``hotline serve`` calls. Lifecycle:
 
-1. open storage (migrations run), restore registrations;
+1. open storage (migrations run), repair recordings and close the CDRs a crash left
+   open, start the media workers, restore registrations;
 2. listen on every ``[server] sip`` listener;
 3. drain SIP events into :class:`~hotline.callcontrol.CallControl` after every
    datagram/segment and timer;
@@ -20,10 +21,10 @@ import signal
 import ssl
 import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from media.client import MediaPool
-from media.events import MediaEvent
+from media.client import EndpointHandle, MediaError, MediaPool
+from media.events import MediaEvent, RecordingDone
 from sip.events import ResponseReceived, TransactionTimeout, TransportError
 from sip.registrar import SipRegistrar
 from sip.stack import SipStack
@@ -33,6 +34,7 @@ from .callcontrol import Call, CallControl
 from .config import SiteConfig
 from .logs import setup_logging
 from .mediactl import CallMedia
+from .recording import RETENTION_EVERY, CallRecorder
 from .storage import Registration, Storage
 from .trunks import TrunkMonitor
 
@@ -63,20 +65,31 @@ class HotlineServer:
         self.media.on_event = self._on_media_event
         self.calls = CallControl(config, self.stack, self.transports.local_address,
                                  CallMedia(self.media), clock=loop.time, flush=self._drain,
-                                 on_cdr=self._write_cdr)
+                                 on_cdr=self._write_cdr, on_answer=self._open_cdr)
         self.trunks: TrunkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopping = asyncio.Event()
         self._wall_offset = time.time() - loop.time()
-        self._cdr_queue: list[dict[str, object]] = []
+        self._cdr_queue: list[tuple[str, dict[str, object]]] = []
         self._cdr_flush: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.recorder = (CallRecorder(self.storage, config.server.data_dir, config.recording,
+                                      self.media, self._spawn)
+                         if config.recording.enabled else None)
+        self._retention: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
         """Start the media workers, restore state and open the listeners."""
+        if self.recorder is not None:
+            self.recorder.recover()  # before the workers: it rewrites WAV headers
+        self._close_open_cdrs()
         await self.media.start()
         logger.info("media_started", extra={"workers": self.media.n_workers})
+        if self.recorder is not None:
+            self.recorder.after_start()
+            self._sweep_retention()
         now = self.loop.time()
         self._restore_bindings(now)
         for listener in self.config.server.sip:
@@ -122,8 +135,14 @@ class HotlineServer:
         await self.transports.wait_closed()
         if self._cdr_flush is not None:
             self._cdr_flush.cancel()
+        if self._retention is not None:
+            self._retention.cancel()
         self._flush_cdrs()
         await self.media.close()
+        if self.recorder is not None:
+            await self.recorder.close()  # queued transcodes wait for the next start
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
         shutil.rmtree(self._sock_dir, ignore_errors=True)
         self.storage.close()
         logger.info("stopped")
@@ -153,8 +172,50 @@ class HotlineServer:
         self._rearm()
 
     def _on_media_event(self, event: MediaEvent) -> None:
+        if isinstance(event, RecordingDone):
+            if self.recorder is not None:
+                self.recorder.on_recording_done(event)
+            return
         self.calls.handle_media_event(event, self.loop.time())
         self._drain()
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = self.loop.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("task_failed", exc_info=task.exception())
+
+    def _sweep_retention(self) -> None:
+        self._retention = self.loop.call_later(RETENTION_EVERY, self._sweep_retention)
+        if self.recorder is not None:
+            try:
+                self.recorder.sweep_retention()
+            except Exception:  # noqa: BLE001 - retried at the next sweep
+                logger.exception("retention_failed")
+
+    def _close_open_cdrs(self) -> None:
+        """CDRs a crash left open: end them where their recording ends (the audio is the
+        best witness of when the call was cut), else at answer, cause ``server_restart``."""
+        ops: list[tuple[str, dict[str, object]]] = []
+        for cdr in self.storage.open_cdrs():
+            start = cdr.answer_time or cdr.start_time
+            end = start
+            if cdr.recording_id and self.recorder is not None:
+                rec = self.recorder.index.get(cdr.recording_id)
+                if rec is not None and rec.seconds:
+                    end = rec.start_time + timedelta(seconds=rec.seconds)
+            ops.append(("finish", {
+                "call_id": cdr.call_id, "leg": cdr.leg, "end_time": max(end, start),
+                "hangup_cause": "server_restart",
+                "billsec": int((end - cdr.answer_time).total_seconds())
+                if cdr.answer_time and end > cdr.answer_time else 0}))
+        if ops:
+            self.storage.write_cdrs(ops)
+            logger.warning("cdrs_closed_after_crash", extra={"cdrs": len(ops)})
 
     def _rearm(self) -> None:
         """One timer for the application side (trunk keepalives, registrar expiry)."""
@@ -183,8 +244,51 @@ class HotlineServer:
     def _wall(self, loop_time: float) -> datetime:
         return datetime.fromtimestamp(loop_time + self._wall_offset, UTC)
 
+    def _cdr_row(self, call: Call) -> dict[str, object]:
+        return {
+            "call_id": call.id, "leg": "caller", "start_time": self._wall(call.started),
+            "direction": "inbound" if call.trunk else "internal",
+            "caller": call.caller, "callee": call.called,
+            "trunk": call.trunk.name if call.trunk else None, "route": str(call.target),
+            "answer_time": self._wall(call.answered_at) if call.answered_at else None,
+            "agent": call.target.arg if call.target.kind == "agent" else None,
+            "queue": call.target.arg if call.target.kind == "queue" else None,
+        }
+
+    def _open_cdr(self, call: Call) -> None:
+        """The caller was answered: write the call's CDR now, open (no end time), so a
+        kill -9 mid-call still leaves it (closed at the next start)."""
+        row = self._cdr_row(call)
+        row["disposition"] = "answered"
+        if self.recorder is not None and call.record:
+            try:
+                rec_id = self.recorder.begin(
+                    call.id, self._wall(call.answered_at or call.started),
+                    caller=call.caller, callee=call.called,
+                    queue=call.target.arg if call.target.kind == "queue" else None,
+                    agents=[call.target.arg or ""] if call.target.kind == "agent" else ())
+            except Exception:  # noqa: BLE001 - the call goes on unrecorded, loudly
+                logger.exception("recording_index_failed", extra={"call_id": call.id})
+            else:
+                call.recording_id = rec_id
+                row["recording_id"] = rec_id
+                left = [x.ep for x in call.legs if x.uas and x.ep is not None]
+                right = [x.ep for x in call.legs if not x.uas and x.ep is not None]
+                self._spawn(self._attach_recording(rec_id, left, right))
+        self._queue_cdr(("insert", row))
+        call.cdr_open = True
+
+    async def _attach_recording(self, rec_id: str, left: list[EndpointHandle],
+                                right: list[EndpointHandle]) -> None:
+        assert self.recorder is not None
+        try:
+            await self.recorder.attach(rec_id, left, right)
+        except MediaError as exc:
+            logger.warning("recording_failed", extra={"recording": rec_id, "error": str(exc)})
+
     def _write_cdr(self, call: Call) -> None:
-        """Queue the CDR of an ended call; rows are written every ``CDR_FLUSH`` seconds.
+        """Queue the CDRs of an ended call: the caller's (finishing the open one) and one
+        per outbound leg. Rows are written every ``CDR_FLUSH`` seconds.
 
         One transaction per batch in WAL mode with synchronous=NORMAL: a row survives a
         kill -9 of this process as soon as its batch commits (at most ``CDR_FLUSH`` after
@@ -198,28 +302,58 @@ class HotlineServer:
             disposition = "cancelled"
         else:
             disposition = "failed"
-        self._cdr_queue.append({
-            "call_id": call.id, "leg": "caller", "start_time": self._wall(call.started),
-            "direction": "inbound" if call.trunk else "internal",
-            "caller": call.caller, "callee": call.called,
-            "trunk": call.trunk.name if call.trunk else None, "route": str(call.target),
-            "answer_time": self._wall(call.answered_at) if call.answered_at else None,
+        final = {
             "end_time": self._wall(end), "disposition": disposition,
             "hangup_cause": call.cause if answered else str(call.status or call.cause),
             "billsec": int(end - call.answered_at) if call.answered_at is not None else 0,
-        })
+        }
+        if call.recording_id is not None and self.recorder is not None:
+            self._spawn(self.recorder.stop(call.recording_id))
+        if call.cdr_open:
+            self._queue_cdr(("finish", {"call_id": call.id, "leg": "caller", **final}))
+        else:
+            self._queue_cdr(("insert", {**self._cdr_row(call), **final}))
+        for leg in call.legs:
+            if leg.uas:
+                continue
+            leg_end = leg.ended_at if leg.ended_at is not None else end
+            status = leg.status
+            if leg.answered_at is not None:
+                leg_disp = "answered"
+            elif status in (486, 600):
+                leg_disp = "busy"
+            elif status in (408, 480, 487) or status is None:
+                leg_disp = "no-answer"
+            else:
+                leg_disp = "failed"
+            self._queue_cdr(("insert", {
+                "call_id": call.id, "leg": "agent" if call.target.kind == "agent" else "outbound",
+                "direction": "outbound" if call.target.kind == "trunk" else "internal",
+                "start_time": self._wall(leg.created),
+                "answer_time": self._wall(leg.answered_at) if leg.answered_at else None,
+                "end_time": self._wall(leg_end), "caller": call.caller,
+                "callee": leg.invite.uri.user or "", "route": str(call.target),
+                "trunk": call.target.arg if call.target.kind == "trunk" else None,
+                "agent": call.target.arg if call.target.kind == "agent" else None,
+                "disposition": leg_disp,
+                "hangup_cause": call.cause if leg.answered_at else str(status or call.cause),
+                "billsec": int(leg_end - leg.answered_at) if leg.answered_at else 0,
+            }))
+
+    def _queue_cdr(self, op: tuple[str, dict[str, object]]) -> None:
+        self._cdr_queue.append(op)
         if self._cdr_flush is None:
             self._cdr_flush = self.loop.call_later(CDR_FLUSH, self._flush_cdrs)
 
     def _flush_cdrs(self) -> None:
         self._cdr_flush = None
-        rows, self._cdr_queue = self._cdr_queue, []
-        if not rows:
+        ops, self._cdr_queue = self._cdr_queue, []
+        if not ops:
             return
         try:
-            self.storage.insert_cdrs(rows)
+            self.storage.write_cdrs(ops)
         except Exception:  # noqa: BLE001 — a storage hiccup must not kill call handling
-            logger.exception("cdr_write_failed", extra={"rows": len(rows)})
+            logger.exception("cdr_write_failed", extra={"rows": len(ops)})
 
     def _save_bindings(self, aor: str, registrar: SipRegistrar) -> None:
         now = self.loop.time()

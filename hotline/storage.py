@@ -24,7 +24,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -277,6 +277,20 @@ class Storage:
         with self._lock:
             return self._conn.execute(sql, params).fetchall()
 
+    # -- for packages that keep their own SQL (recorder.index)
+
+    def transaction(self, durable: bool = False) -> AbstractContextManager[sqlite3.Connection]:
+        """One write transaction: ``with storage.transaction() as conn: conn.execute(...)``.
+
+        ``BEGIN IMMEDIATE ... COMMIT``, rolled back if the block raises; ``durable``
+        fsyncs the WAL on commit (see the module docstring).
+        """
+        return self._write(durable)
+
+    def query(self, sql: str, params: tuple[Any, ...] | Mapping[str, Any] = ()) -> list[Any]:
+        """Run one read statement and return all its rows."""
+        return self._read(sql, params)
+
     # -- registrations
 
     def save_registration(self, reg: Registration) -> None:
@@ -379,6 +393,46 @@ class Storage:
                 cols = ", ".join(row)
                 marks = ", ".join("?" for _ in row)
                 conn.execute(f"INSERT INTO cdr ({cols}) VALUES ({marks})", tuple(row.values()))
+
+    def write_cdrs(self, ops: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Apply a batch of CDR writes in order, in one transaction.
+
+        ``("insert", row)`` adds a row (``end_time`` None while the call is live, so a
+        crash leaves it open for :meth:`close_open_cdrs`); ``("finish", row)`` completes
+        the open row of ``row["call_id"]``/``row["leg"]`` with the other columns given.
+
+        :raises ValueError: for an unknown op or column or a naive datetime (nothing
+            written).
+        """
+        prepared: list[tuple[str, dict[str, Any]]] = []
+        for op, row in ops:
+            if op == "insert":
+                prepared.append((op, self._cdr_values(row, _CDR_INSERTABLE)))
+            elif op == "finish":
+                cols = {k: v for k, v in row.items() if k not in ("call_id", "leg")}
+                vals = self._cdr_values(cols, _CDR_UPDATABLE)
+                vals["call_id"], vals["leg"] = row["call_id"], row["leg"]
+                prepared.append((op, vals))
+            else:
+                raise ValueError(f"cdr op {op!r} is not insert or finish")
+        with self._write() as conn:
+            for op, vals in prepared:
+                if op == "insert":
+                    cols = ", ".join(vals)
+                    marks = ", ".join("?" for _ in vals)
+                    conn.execute(f"INSERT INTO cdr ({cols}) VALUES ({marks})",
+                                 tuple(vals.values()))
+                else:
+                    key = (vals.pop("call_id"), vals.pop("leg"))
+                    sets = ", ".join(f"{c} = ?" for c in vals)
+                    conn.execute(f"UPDATE cdr SET {sets} WHERE call_id = ? AND leg = ? "
+                                 "AND end_time IS NULL", (*vals.values(), *key))
+
+    def open_cdrs(self) -> list[CdrRecord]:
+        """CDRs of calls that were live when the server stopped without ending them."""
+        rows = self._read(f"SELECT {', '.join(CDR_COLUMNS)} FROM cdr "
+                          "WHERE end_time IS NULL ORDER BY id")
+        return [self._cdr(row) for row in rows]
 
     def update_cdr(self, cdr_id: int, *, durable: bool = False, **columns: Any) -> None:
         """Set some columns of a CDR (``answer_time=``, ``agent=``, ``recording_id=``...).

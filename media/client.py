@@ -155,7 +155,8 @@ class MediaPool:
         w.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "media.worker", "--socket", w.sock_path,
             "--ports", f"{w.ports[0]}-{w.ports[1]}", "--id", str(w.index),
-            "--rtp-ip", self.rtp_ip, "--data-dir", self.data_dir, env=env, cwd=_ROOT)
+            "--rtp-ip", self.rtp_ip, "--data-dir", self.data_dir,
+            "--parent", str(os.getpid()), env=env, cwd=_ROOT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT
         while True:

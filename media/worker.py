@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import heapq
 import logging
 import os
@@ -91,6 +92,7 @@ if TYPE_CHECKING:  # aiortc is imported on the first WebRTC endpoint (worker sta
 logger = logging.getLogger("hotline.media.worker")
 
 TICK_MS = 20.0
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 FRAME = 160
 DTMF_CHARS = "0123456789*#ABCD"
 MAX_SLOTS = 8192
@@ -1196,6 +1198,19 @@ async def amain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _die_with_parent(parent: int | None) -> None:
+    """Linux: SIGTERM this worker when the control process dies, kill -9 included
+    (``PR_SET_PDEATHSIG``), so its recordings are finalised and its RTP ports are free
+    for the restarted server. An orphan would keep both forever."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: no parent-death signal
+        return
+    if parent is not None and os.getppid() != parent:  # it died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="media.worker", description=__doc__.split("\n")[0])
     p.add_argument("--socket", required=True, help="Unix socket path to serve")
@@ -1203,7 +1218,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--id", type=int, default=0, help="worker index")
     p.add_argument("--rtp-ip", default="0.0.0.0", help="address RTP sockets bind to")
     p.add_argument("--data-dir", default="./hotline-data", help="data directory")
+    p.add_argument("--parent", type=int, default=None,
+                   help="control process pid: exit when it dies")
     args = p.parse_args(argv)
+    _die_with_parent(args.parent)
     logging.basicConfig(level=logging.INFO, format=f"worker{args.id} %(levelname)s %(message)s")
     for name in ("aioice", "aiortc"):  # per-check ICE logs at INFO: keep warnings only
         logging.getLogger(name).setLevel(logging.WARNING)

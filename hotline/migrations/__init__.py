@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.migrations import m0001_initial
+from hotline.migrations import m0001_initial, m0002_recordings, m0003_voicemail
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +28,11 @@ class Migration:
     sql: str
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial schema", m0001_initial.SQL),)
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", m0001_initial.SQL),
+    Migration(2, "recordings index", m0002_recordings.SQL),
+    Migration(3, "voicemail messages", m0003_voicemail.SQL),
+)
 #: The schema version this code writes.
 LATEST = MIGRATIONS[-1].version
 

@@ -47,8 +47,9 @@ match = "*43"
 to = "echo"
 
 [[routes]]
-match = "re:9[0-9]+"
+match = "_9."
 to = "trunk:carrier"
+source = "any"   # the tests' carrier calls back out through itself (SIPp uac -> uas)
 """
 
 

@@ -324,8 +324,8 @@ def test_warnings(tmp_path: Path) -> None:
         ),
         (
             "site_bad_section.toml",
-            "queue: expected one of the sections agents, ivr, logging, queues, recording, "
-            "routes, server, sip, tls, trunks, users "
+            "queue: expected one of the sections agents, ivr, lists, logging, queues, "
+            "recording, routes, server, sip, tls, trunks, users, voicemail "
             '(got an unknown section; did you mean "queues"?)',
         ),
         (
@@ -544,8 +544,23 @@ AGENT = '[[agents]]\nid = "1001"\nname = "A"\npassword = "a-long-password"\n'
         ('[recording]\nenabled = "yes"\n', 'recording.enabled: expected true or false (got "yes")'),
         (
             '[[routes]]\nmatch = "re:(["\nto = "echo"\n',
-            "routes[0].match: expected a valid regular"
-            ' expression (unterminated character set at position 1) (got "re:([")',
+            'routes[0].match: expected a number, an "_" pattern, "re:REGEX" or "list:NAME" '
+            '(bad regular expression (unterminated character set at position 1)) '
+            '(got "re:([")',
+        ),
+        (
+            '[[routes]]\nmatch = "_9Q."\nto = "echo"\n',
+            'routes[0].match: expected a number, an "_" pattern, "re:REGEX" or "list:NAME" '
+            "('Q' is not a digit, X, Z, N, [set], . or !) (got \"_9Q.\")",
+        ),
+        (
+            '[[routes]]\nmatch = "1"\ncaller = "list:vip"\nto = "echo"\n',
+            'routes[0].caller: expected a number, an "_" pattern, "re:REGEX" or "list:NAME" '
+            "(no list 'vip' in [lists] (none defined)) (got \"list:vip\")",
+        ),
+        (
+            '[[routes]]\nmatch = "1"\nto = "echo"\nstrip = 1\n',
+            "routes[0].strip: expected only with a trunk:NAME target (got 1)",
         ),
         (
             '[[routes]]\nmatch = "1"\nto = "trunk:none"\n',
@@ -562,8 +577,8 @@ AGENT = '[[agents]]\nid = "1001"\nname = "A"\npassword = "a-long-password"\n'
         ),
         (
             '[[routes]]\nmatch = 95598\nto = "echo"\n',
-            "routes[0].match: expected a number, or "
-            '"re:" followed by a regular expression (got 95598)',
+            'routes[0].match: expected a number, an "_" pattern, "re:REGEX" or "list:NAME" '
+            "(got 95598)",
         ),
         (
             '[logging]\nlevel = "verbose"\n',
@@ -750,7 +765,8 @@ def test_docs_cover_every_key(section: str, cls: type) -> None:
     heading = re.search(rf"^## `\[{re.escape(section)}\]`|^## `\[\[{section}\]\]`", text, re.M)
     assert heading is not None, f"no heading for {section}"
     body = text[heading.end() :].split("\n## ", 1)[0]
-    keys = {f.name for f in dataclasses.fields(cls)} - ({"name"} if cls is IvrConfig else set())
+    keys = {f.name for f in dataclasses.fields(cls) if not f.name.startswith("_")}
+    keys -= {"name"} if cls is IvrConfig else set()
     missing = sorted(k for k in keys if f"| `{k}` |" not in body)
     assert not missing, f"{section}: undocumented keys {missing}"
 

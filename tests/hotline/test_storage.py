@@ -206,6 +206,34 @@ def test_unanswered_cdr_has_zero_billsec(db: Storage) -> None:
     assert db.finish_cdr(cdr, T0 + timedelta(seconds=30), "abandoned", "487").billsec == 0
 
 
+def test_cdr_batch_opens_and_finishes_rows(db: Storage) -> None:
+    t0 = datetime(2024, 5, 1, 8, 0, tzinfo=UTC)
+    db.write_cdrs([
+        ("insert", {"call_id": "c1", "leg": "caller", "start_time": t0, "answer_time": t0,
+                    "caller": "139", "callee": "95598", "disposition": "answered"}),
+        ("insert", {"call_id": "c2", "leg": "caller", "start_time": t0, "answer_time": t0}),
+    ])
+    assert [r.call_id for r in db.open_cdrs()] == ["c1", "c2"]
+    # finish c1 and, in the same batch, a short call inserted and finished at once
+    db.write_cdrs([
+        ("finish", {"call_id": "c1", "leg": "caller", "end_time": t0 + timedelta(seconds=30),
+                    "hangup_cause": "caller_bye", "billsec": 30}),
+        ("insert", {"call_id": "c3", "leg": "caller", "start_time": t0,
+                    "end_time": t0 + timedelta(seconds=1), "disposition": "failed"}),
+    ])
+    assert [r.call_id for r in db.open_cdrs()] == ["c2"]
+    (c1,) = db.cdrs_for_call("c1")
+    assert (c1.billsec, c1.hangup_cause, c1.disposition, c1.caller) == (
+        30, "caller_bye", "answered", "139")
+    # a finished row is never finished twice
+    db.write_cdrs([("finish", {"call_id": "c1", "leg": "caller", "billsec": 99})])
+    assert db.cdrs_for_call("c1")[0].billsec == 30
+    with pytest.raises(ValueError):
+        db.write_cdrs([("upsert", {"call_id": "x"})])
+    with pytest.raises(ValueError):
+        db.write_cdrs([("finish", {"call_id": "c2", "leg": "caller", "nope": 1})])
+
+
 def test_cdr_errors(db: Storage) -> None:
     with pytest.raises(ValueError, match="cdr column 'id' cannot be set here"):
         db.insert_cdr("c", "caller", T0, id=5)
