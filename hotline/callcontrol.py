@@ -32,6 +32,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from acd.ivr import IvrSession
+from acd.ivr_actions import Hangup, Transfer
 from media.client import EndpointHandle, MediaError
 from media.events import DtmfReceived, MediaEvent, MediaTimeout, PlaybackDone, WorkerDied
 from sip import sdp as sdplib
@@ -56,6 +58,7 @@ from sip.uri import SipUri
 from .access import AccessControl
 from .config import RouteConfig, SiteConfig, Target, TrunkConfig
 from .dialplan import rewrite
+from .ivrcall import IvrRun
 from .logs import CallLogAdapter
 from .mediactl import CallMedia
 from .netaddr import advertised_host, uri_host
@@ -140,6 +143,10 @@ class Call:
     """The route allows recording this call."""
     recording_id: str | None = None
     """The call's recording (one per contact), once answered and recorded."""
+    route: Target | None = None
+    """The route's target (``ivr:NAME``); :attr:`target` is where the call is now."""
+    ivr: IvrRun | None = None
+    """The IVR session running on the caller's leg, if the call entered one."""
 
 
 class CallControl:
@@ -156,6 +163,7 @@ class CallControl:
         flush: Callable[[], None],
         on_cdr: Callable[[Call], None] | None = None,
         on_answer: Callable[[Call], None] | None = None,
+        on_transfer: Callable[[Call], None] | None = None,
     ) -> None:
         """:param config: the validated site.
         :param stack: the SIP transaction layer.
@@ -165,7 +173,9 @@ class CallControl:
         :param flush: sends what the stack has queued (called after asynchronous steps).
         :param on_cdr: called once per call when it ends.
         :param on_answer: called once per call when the caller is answered (its CDR is
-            opened then, so a crash mid-call still leaves one)."""
+            opened then, so a crash mid-call still leaves one).
+        :param on_transfer: called when an answered call (an IVR's) is bridged to the
+            target it was transferred to (the recording then takes the new leg)."""
         self.config = config
         self.stack = stack
         self.media = media
@@ -184,6 +194,8 @@ class CallControl:
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_cdr = on_cdr
         self._on_answer = on_answer
+        self._on_transfer = on_transfer
+        self._wall_offset = time.time() - clock()
         self.accepting = True
         self._dispatch: dict[str, RequestHandler] = {
             "REGISTER": self._handle_register_request,
@@ -219,11 +231,12 @@ class CallControl:
         resp = make_response(request, status, to_tag=to_tag, headers=hdrs, body=body)
         self.stack.send_response(resp, now)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run an asynchronous step; flush the stack's output when it ends."""
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -280,9 +293,14 @@ class CallControl:
                         CallLogAdapter(logger, leg.call.id).info("dtmf", extra={
                             "digit": digit, "duration_ms": ms, "source": source,
                             "leg": "caller" if leg.uas else "callee"})
-                case PlaybackDone(worker=w, endpoint=e, reason=reason):
+                        if leg.uas and leg.call.ivr is not None:
+                            leg.call.ivr.on_digit(digit, now)
+                case PlaybackDone(worker=w, endpoint=e, play_id=play_id, reason=reason):
                     leg = self._legs_by_ep.get((w, e))
-                    if leg is not None and reason == "done" and leg.call.target.kind == "play":
+                    run = leg.call.ivr if leg is not None else None
+                    if run is not None and (not run.closed or run.owns(play_id)):
+                        run.on_playback_done(play_id, reason, now)
+                    elif leg is not None and reason == "done" and leg.call.target.kind == "play":
                         self.hangup(leg.call, now, "normal")
                 case WorkerDied(worker=w, endpoints=eps):
                     for e in eps:
@@ -421,7 +439,7 @@ class CallControl:
             return
         call = Call(id=request.call_id, caller=caller, called=called, target=target,
                     started=now, trunk=ident.trunk, user=ident.user,
-                    record=route.record if route is not None else True)
+                    record=route.record if route is not None else True, route=target)
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
@@ -439,19 +457,15 @@ class CallControl:
             self._spawn(self._answer_local(leg))
         elif kind == "hangup":
             self._end_leg_unanswered(leg, 603, now)
+        elif kind == "ivr":
+            self._spawn(self._answer_ivr(leg, target.arg or ""))
         elif kind == "trunk":
-            trunk = self.config.trunk(target.arg or "")
-            if trunk is None:
-                self._end_leg_unanswered(leg, 404, now)
-                return
             dialled = rewrite(called, route.strip, route.prepend) if route else called
-            uri = SipUri(scheme="sip", user=dialled, host=uri_host(trunk.host), port=trunk.port)
-            self._spawn(self._dial(call, leg, Peer(trunk.transport, trunk.host, trunk.port),
-                                   uri, trunk.caller_id or caller))
+            self._dial_trunk(call, leg, target.arg or "", dialled, now)
         elif kind == "agent":
             self._dial_agent(call, leg, target.arg or "", now)
         else:
-            # ivr/queue/voicemail/conference arrive with the calls-end-to-end issue.
+            # queue/voicemail/conference arrive with the calls-end-to-end issue.
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
 
@@ -513,6 +527,76 @@ class CallControl:
         if self._live(leg):
             self._send_answer(leg, self._clock())
 
+    async def _answer_ivr(self, leg: Leg, name: str) -> None:
+        """Answer the caller (in-band DTMF on) and start the IVR session on its leg."""
+        if not await self._create_answer_endpoint(leg):
+            return
+        assert leg.ep is not None
+        call = leg.call
+        wall_offset = self._wall_offset
+        site = self.config
+
+        def local_time(now: float) -> datetime:
+            return site.local_time(datetime.fromtimestamp(now + wall_offset, UTC))
+
+        try:
+            session = IvrSession(
+                self.config.ivr, name, local_time=local_time, call_id=call.id,
+                variables={"caller": call.caller, "called": call.called, "call_id": call.id})
+        except ValueError as exc:
+            CallLogAdapter(logger, call.id).warning("ivr_missing", extra={"error": str(exc)})
+            self._end_leg_unanswered(leg, 480, self._clock())
+            return
+        call.ivr = IvrRun(session, leg.ep, self.media, call_id=call.id, clock=self._clock,
+                          on_end=lambda action, now: self._ivr_done(call, action, now),
+                          flush=self._flush, spawn=self._spawn)
+        now = self._clock()
+        self._send_answer(leg, now)
+        CallLogAdapter(logger, call.id).info("ivr_start", extra={"ivr": name})
+        call.ivr.start(now)
+
+    def _ivr_done(self, call: Call, action: Transfer | Hangup, now: float) -> None:
+        """The IVR session ended: hang up, or send the answered caller to its target."""
+        log = CallLogAdapter(logger, call.id)
+        a = next((x for x in call.legs if x.uas), None)
+        if isinstance(action, Hangup) or a is None or not self._live(a):
+            reason = action.reason if isinstance(action, Hangup) else "hangup"
+            log.info("ivr_hangup", extra={"reason": reason})
+            self.hangup(call, now, reason)
+            return
+        target = action.target
+        log.info("ivr_transfer", extra={"target": str(target)})
+        if call.ivr is not None:
+            call.ivr.stop_prompts()
+        kind = target.kind
+        if kind in ("agent", "trunk", "echo", "play"):
+            call.target = target
+        if kind == "agent":
+            self._dial_agent(call, a, target.arg or "", now)
+        elif kind == "trunk":
+            self._dial_trunk(call, a, target.arg or "", action.number or call.called, now)
+        elif kind in ("echo", "play"):
+            self._spawn(self._local_app(a))
+        elif kind == "hangup":
+            self.hangup(call, now, "hangup")
+        else:
+            log.info("target_unavailable", extra={"target": str(target)})
+            self.hangup(call, now, "target_unavailable")
+
+    async def _local_app(self, leg: Leg) -> None:
+        """Echo or a prompt on an already answered leg (an IVR's transfer)."""
+        assert leg.ep is not None
+        call = leg.call
+        try:
+            if call.target.kind == "echo":
+                await self.media.echo(call.id, leg.ep)
+            else:
+                await self.media.play(leg.ep, call.target.arg or "")
+        except MediaError as exc:
+            CallLogAdapter(logger, call.id).warning("media_failed", extra={"error": str(exc)})
+            if self._live(leg):
+                self.hangup(call, self._clock(), "media_failed")
+
     def _send_answer(self, leg: Leg, now: float) -> None:
         assert leg.local_sdp is not None
         resp = make_response(
@@ -541,10 +625,29 @@ class CallControl:
         self._maybe_end(leg.call, f"sip:{status}", now)
 
     # -- B2BUA outbound --------------------------------------------------------------
+    def _fail_caller(self, a: Leg, status: int, now: float) -> None:
+        """The callee cannot be reached: reject the caller, or hang up if answered (IVR)."""
+        if not self._live(a):
+            return
+        if not a.answered:
+            self._end_leg_unanswered(a, status, now)
+        else:
+            a.call.status = a.call.status or status
+            self.hangup(a.call, now, f"sip:{status}")
+
+    def _dial_trunk(self, call: Call, a: Leg, name: str, dialled: str, now: float) -> None:
+        trunk = self.config.trunk(name)
+        if trunk is None:
+            self._fail_caller(a, 404, now)
+            return
+        uri = SipUri(scheme="sip", user=dialled, host=uri_host(trunk.host), port=trunk.port)
+        self._spawn(self._dial(call, a, Peer(trunk.transport, trunk.host, trunk.port),
+                               uri, trunk.caller_id or call.caller))
+
     def _dial_agent(self, call: Call, a: Leg, agent_id: str, now: float) -> None:
         bindings = self.registrar.lookup(agent_id, now)
         if not bindings:
-            self._end_leg_unanswered(a, 480, now)
+            self._fail_caller(a, 480, now)
             return
         b = bindings[0]
         uri = SipUri.parse(b.uri)
@@ -556,14 +659,13 @@ class CallControl:
 
     async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str) -> None:
         """Create both legs' endpoints, then send the INVITE toward the callee."""
-        if not await self._create_answer_endpoint(a):
+        if a.ep is None and not await self._create_answer_endpoint(a):
             return
         host, _ = self._host_for(peer)
         try:
             ep, offer = await self.media.offer(call.id, host)
         except MediaError:
-            if self._live(a) and not a.answered:
-                self._end_leg_unanswered(a, 503, self._clock())
+            self._fail_caller(a, 503, self._clock())
             return
         if not self._live(a):
             await self.media.destroy(ep)
@@ -634,9 +736,9 @@ class CallControl:
         # from the carrier become 503: our credentials are not the caller's business).
         leg.status = status
         self._drop_leg(leg)
-        if a is not None and not a.answered and self._live(a):
+        if a is not None and self._live(a):
             a.call.status = status
-            self._end_leg_unanswered(a, 503 if status in (401, 407) else status, now)
+            self._fail_caller(a, 503 if status in (401, 407) else status, now)
 
     async def _connect(self, a: Leg, b: Leg, response: SipResponse) -> None:
         """The callee answered: point its endpoint at the answer, bridge, answer the caller."""
@@ -650,14 +752,18 @@ class CallControl:
             CallLogAdapter(logger, a.call.id).warning("bridge_failed", extra={"error": str(exc)})
             now = self._clock()
             self._send_bye(b, now)
-            if self._live(a) and not a.answered:
-                self._end_leg_unanswered(a, 488 if isinstance(exc, ProtocolError) else 500,
-                                         now)
+            self._fail_caller(a, 488 if isinstance(exc, ProtocolError) else 500, now)
             return
         now = self._clock()
         if self._live(a) and not a.answered:
             self._send_answer(a, now)
-        elif not self._live(a):
+        elif self._live(a):
+            # An IVR's caller, answered before: now bridged to its target.
+            CallLogAdapter(logger, a.call.id).info("transferred", extra={
+                "target": str(a.call.target)})
+            if self._on_transfer is not None:
+                self._on_transfer(a.call)
+        else:
             self._send_bye(b, now)
 
     def _handle_timeout(self, key: TransactionKey | None, now: float) -> None:
@@ -672,8 +778,8 @@ class CallControl:
         self._drop_leg(leg)
         if leg.bye_sent:
             self._maybe_end(leg.call, leg.call.cause or "normal", now)
-        elif a is not None and not a.answered and self._live(a):
-            self._end_leg_unanswered(a, 408, now)
+        elif a is not None and self._live(a):
+            self._fail_caller(a, 408, now)
         else:
             self._maybe_end(leg.call, "timeout", now)
 
@@ -794,6 +900,8 @@ class CallControl:
         if self._legs.pop((leg.call_id, leg.local_tag), None) is None:
             return
         leg.ended_at = self._clock()
+        if leg.uas and leg.call.ivr is not None:
+            leg.call.ivr.close(leg.ended_at)
         ep = leg.ep
         if ep is not None:
             leg.ep = None

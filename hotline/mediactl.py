@@ -101,6 +101,10 @@ class CallMedia:
         """Play a prompt (file under the data dir, ``tts:``, ``tone:``); returns its play id."""
         return await self.pool.play(ep, prompt)
 
+    async def stop_play(self, ep: EndpointHandle) -> bool:
+        """Stop the endpoint's prompt (barge-in); True if something was playing."""
+        return await self.pool.stop_play(ep)
+
     async def destroy(self, ep: EndpointHandle) -> None:
         """Free an endpoint (its port goes back to the worker)."""
         await self.pool.destroy(ep)

@@ -65,7 +65,8 @@ class HotlineServer:
         self.media.on_event = self._on_media_event
         self.calls = CallControl(config, self.stack, self.transports.local_address,
                                  CallMedia(self.media), clock=loop.time, flush=self._drain,
-                                 on_cdr=self._write_cdr, on_answer=self._open_cdr)
+                                 on_cdr=self._write_cdr, on_answer=self._open_cdr,
+                                 on_transfer=self._on_transfer)
         self.trunks: TrunkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -249,7 +250,8 @@ class HotlineServer:
             "call_id": call.id, "leg": "caller", "start_time": self._wall(call.started),
             "direction": "inbound" if call.trunk else "internal",
             "caller": call.caller, "callee": call.called,
-            "trunk": call.trunk.name if call.trunk else None, "route": str(call.target),
+            "trunk": call.trunk.name if call.trunk else None,
+            "route": str(call.route or call.target),
             "answer_time": self._wall(call.answered_at) if call.answered_at else None,
             "agent": call.target.arg if call.target.kind == "agent" else None,
             "queue": call.target.arg if call.target.kind == "queue" else None,
@@ -277,6 +279,20 @@ class HotlineServer:
                 self._spawn(self._attach_recording(rec_id, left, right))
         self._queue_cdr(("insert", row))
         call.cdr_open = True
+
+    def _on_transfer(self, call: Call) -> None:
+        """An answered call (an IVR's) was bridged to its target: the CDR names the agent
+        and the recording takes the new leg (same file: one recording per contact)."""
+        agent = call.target.arg if call.target.kind == "agent" else None
+        if call.cdr_open and agent is not None:
+            self._queue_cdr(("finish", {"call_id": call.id, "leg": "caller", "agent": agent}))
+        if call.recording_id is not None and self.recorder is not None:
+            if agent is not None:
+                self.recorder.add_agent(call.recording_id, agent,
+                                        self._wall(self.loop.time()))
+            left = [x.ep for x in call.legs if x.uas and x.ep is not None]
+            right = [x.ep for x in call.legs if not x.uas and x.ep is not None]
+            self._spawn(self._attach_recording(call.recording_id, left, right))
 
     async def _attach_recording(self, rec_id: str, left: list[EndpointHandle],
                                 right: list[EndpointHandle]) -> None:
@@ -332,7 +348,7 @@ class HotlineServer:
                 "start_time": self._wall(leg.created),
                 "answer_time": self._wall(leg.answered_at) if leg.answered_at else None,
                 "end_time": self._wall(leg_end), "caller": call.caller,
-                "callee": leg.invite.uri.user or "", "route": str(call.target),
+                "callee": leg.invite.uri.user or "", "route": str(call.route or call.target),
                 "trunk": call.target.arg if call.target.kind == "trunk" else None,
                 "agent": call.target.arg if call.target.kind == "agent" else None,
                 "disposition": leg_disp,

@@ -42,6 +42,7 @@ id = "1002"
 name = "Wang Wei"
 password = "pw-1002-secret"
 
+{routes_first}
 [[routes]]
 match = "*43"
 to = "echo"
@@ -58,11 +59,14 @@ def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
     """Start hotline servers with the test site (extra TOML may be appended)."""
     started: list[HotlineProcess] = []
 
-    def make(extra: str = "", **ports: int) -> HotlineProcess:
+    def make(extra: str = "", *, routes_first: str = "", **ports: int) -> HotlineProcess:
+        """``routes_first`` is TOML put before the site's routes (``_9.`` goes to the
+        trunk, so a ``9...`` number needs its route first)."""
         sip = free_port()
         values = {
             "sip": sip, "http": free_port(), "trunk_port": ports.get("trunk_port", free_port()),
             "rtp_lo": 31000, "rtp_hi": 31999, "data": str(tmp_path / "data"),
+            "routes_first": routes_first,
         }
         cfg = write_site(tmp_path / "site.toml", SITE.format(**values) + extra)
         proc = HotlineProcess(config=cfg, data_dir=tmp_path / "data", sip_port=sip)
