@@ -123,8 +123,62 @@ class State(Enum):
     DONE = "done"
 
 
-class VoicemailSession:
-    """One caller leaving a message in a box.
+class _Session:
+    """The event methods both voicemail sessions share. Each subclass brings its own
+    ``_dispatch`` (transition table and catch-up rule) and ``next_timer``."""
+
+    def start(self, now: float) -> list[IvrAction]:
+        """Begin. Call once, after the call is answered.
+
+        :param now: current time.
+        """
+        return self._dispatch(Input.START, now, None)
+
+    def on_digit(self, key: str, now: float) -> list[IvrAction]:
+        """A key was pressed.
+
+        :param key: one of ``0-9 * # A-D``.
+        :param now: current time.
+        """
+        return self._dispatch(Input.RECV_DIGIT, now, key)
+
+    def on_prompt_done(self, play_id: int, now: float) -> list[IvrAction]:
+        """A :class:`Play` finished or was stopped; stale ids are ignored.
+
+        :param play_id: the :attr:`Play.id`.
+        :param now: current time.
+        """
+        return self._dispatch(Input.RECV_PROMPT_DONE, now, play_id)
+
+    def on_hangup(self, now: float) -> list[IvrAction]:
+        """The caller hung up.
+
+        :param now: current time.
+        """
+        return self._dispatch(Input.RECV_HANGUP, now, None)
+
+    def on_timer(self, now: float) -> list[IvrAction]:
+        """Run timeouts due at ``now``; an early call does nothing.
+
+        :param now: current time.
+        """
+        deadline = self.next_timer()
+        if deadline is None or now < deadline:
+            return []
+        return self._dispatch(Input.TIMER_EXPIRED, now, None)
+
+    def next_timer(self) -> float | None:
+        """When :meth:`on_timer` must be called, or None."""
+        raise NotImplementedError
+
+    def _dispatch(self, event: Input, now: float, arg: Any) -> list[IvrAction]:
+        raise NotImplementedError
+
+
+class VoicemailSession(_Session):
+    """One caller leaving a message in a box. :meth:`start` plays the greeting; a key
+    skips it or ends the recording; :meth:`on_hangup` stops and keeps a recording in
+    progress.
 
     :param box: the mailbox (``SiteConfig.voicemail_box(name)``).
     :param path: where call control should record (e.g.
@@ -159,29 +213,6 @@ class VoicemailSession:
         """Whether the session has ended."""
         return self.state is State.DONE
 
-    def start(self, now: float) -> list[IvrAction]:
-        """Play the greeting. Call once, after the call is answered.
-
-        :param now: current time.
-        """
-        return self._dispatch(Input.START, now, None)
-
-    def on_digit(self, key: str, now: float) -> list[IvrAction]:
-        """A key: skips the greeting, or ends the recording.
-
-        :param key: one of ``0-9 * # A-D``.
-        :param now: current time.
-        """
-        return self._dispatch(Input.RECV_DIGIT, now, key)
-
-    def on_prompt_done(self, play_id: int, now: float) -> list[IvrAction]:
-        """A :class:`Play` finished or was stopped; stale ids are ignored.
-
-        :param play_id: the :attr:`Play.id`.
-        :param now: current time.
-        """
-        return self._dispatch(Input.RECV_PROMPT_DONE, now, play_id)
-
     def on_speech_start(self, now: float) -> list[IvrAction]:
         """VAD: the caller started speaking.
 
@@ -203,23 +234,6 @@ class VoicemailSession:
         :param now: current time.
         """
         return self._dispatch(Input.RECV_RECORDING_DONE, now, seconds)
-
-    def on_hangup(self, now: float) -> list[IvrAction]:
-        """The caller hung up; a recording in progress is stopped and kept.
-
-        :param now: current time.
-        """
-        return self._dispatch(Input.RECV_HANGUP, now, None)
-
-    def on_timer(self, now: float) -> list[IvrAction]:
-        """Run timeouts due at ``now``; an early call does nothing.
-
-        :param now: current time.
-        """
-        deadline = self.next_timer()
-        if deadline is None or now < deadline:
-            return []
-        return self._dispatch(Input.TIMER_EXPIRED, now, None)
 
     def next_timer(self) -> float | None:
         """When :meth:`on_timer` must be called, or None."""
@@ -426,8 +440,9 @@ class MenuState(Enum):
     DONE = "done"
 
 
-class VoicemailMenuSession:
+class VoicemailMenuSession(_Session):
     """The box owner listening to messages by phone; same events as :class:`IvrSession`.
+    :meth:`start` asks for the PIN or announces the messages.
 
     :param box: the mailbox.
     :param messages: its messages, in the order to play them within new and heard ones.
@@ -461,46 +476,6 @@ class VoicemailMenuSession:
     def finished(self) -> bool:
         """Whether the session has ended."""
         return self.state is MenuState.DONE
-
-    def start(self, now: float) -> list[IvrAction]:
-        """Ask for the PIN or announce the messages.
-
-        :param now: current time.
-        """
-        return self._dispatch(Input.START, now, None)
-
-    def on_digit(self, key: str, now: float) -> list[IvrAction]:
-        """A key was pressed.
-
-        :param key: one of ``0-9 * # A-D``.
-        :param now: current time.
-        """
-        return self._dispatch(Input.RECV_DIGIT, now, key)
-
-    def on_prompt_done(self, play_id: int, now: float) -> list[IvrAction]:
-        """A :class:`Play` finished or was stopped; stale ids are ignored.
-
-        :param play_id: the :attr:`Play.id`.
-        :param now: current time.
-        """
-        return self._dispatch(Input.RECV_PROMPT_DONE, now, play_id)
-
-    def on_timer(self, now: float) -> list[IvrAction]:
-        """Run timeouts due at ``now``; an early call does nothing.
-
-        :param now: current time.
-        """
-        deadline = self.next_timer()
-        if deadline is None or now < deadline:
-            return []
-        return self._dispatch(Input.TIMER_EXPIRED, now, None)
-
-    def on_hangup(self, now: float) -> list[IvrAction]:
-        """The owner hung up.
-
-        :param now: current time.
-        """
-        return self._dispatch(Input.RECV_HANGUP, now, None)
 
     def next_timer(self) -> float | None:
         """When :meth:`on_timer` must be called, or None."""
