@@ -9,6 +9,7 @@ routing (Via, received, rport) makes a test fail instead of passing silently.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -190,3 +191,38 @@ def make_request(
     req.body = body
     node.stack.add_via(req, node.peer.transport)
     return req
+
+
+def options_bytes(port: int, transport: str = "UDP", branch: str | None = None) -> bytes:
+    branch = branch or f"z9hG4bK-{uuid.uuid4().hex}"
+    return (
+        "OPTIONS sip:hotline@127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/{transport} 127.0.0.1:{port};branch={branch}\r\n"
+        "Max-Forwards: 70\r\n"
+        "From: <sip:probe@127.0.0.1>;tag=probe1\r\n"
+        "To: <sip:hotline@127.0.0.1>\r\n"
+        f"Call-ID: {uuid.uuid4().hex}@127.0.0.1\r\n"
+        "CSeq: 1 OPTIONS\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def options_request(transport: str, host: str, port: int, local: tuple[str, int]) -> SipRequest:
+    """An OPTIONS for ``stack.send_request`` (the TU writes Via/Contact from local_address)."""
+    return SipRequest(
+        "OPTIONS",
+        f"sip:probe@{host}:{port}",
+        [
+            (
+                "Via",
+                f"SIP/2.0/{transport.upper()} {local[0]}:{local[1]}"
+                f";branch=z9hG4bK-{uuid.uuid4().hex}",
+            ),
+            ("Max-Forwards", "70"),
+            ("From", f"<sip:hotline@{local[0]}>;tag=hl1"),
+            ("To", f"<sip:probe@{host}>"),
+            ("Call-ID", f"{uuid.uuid4().hex}@{local[0]}"),
+            ("CSeq", "1 OPTIONS"),
+            ("Content-Length", "0"),
+        ],
+    )

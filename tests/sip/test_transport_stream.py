@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
 from typing import Any
 
 import pytest
 
 from sip.exceptions import MalformedMessage, MessageTooLarge
-from sip.message import SipMessage, SipRequest, SipResponse
+from sip.message import SipMessage, SipResponse
 from sip.peer import Peer
 from sip.transport_stream import KEEPALIVE, SipStreamFramer
+
+from .helpers import options_bytes, options_request
 
 
 def options(n: int = 1, body: bytes = b"", extra: str = "") -> bytes:
@@ -119,41 +120,6 @@ def test_framer_header_cap() -> None:
 
 
 # -- real sockets, asyncio and uvloop ---------------------------------------------------
-
-
-def options_bytes(port: int, transport: str = "UDP", branch: str | None = None) -> bytes:
-    branch = branch or f"z9hG4bK-{uuid.uuid4().hex}"
-    return (
-        "OPTIONS sip:hotline@127.0.0.1 SIP/2.0\r\n"
-        f"Via: SIP/2.0/{transport} 127.0.0.1:{port};branch={branch}\r\n"
-        "Max-Forwards: 70\r\n"
-        "From: <sip:probe@127.0.0.1>;tag=probe1\r\n"
-        "To: <sip:hotline@127.0.0.1>\r\n"
-        f"Call-ID: {uuid.uuid4().hex}@127.0.0.1\r\n"
-        "CSeq: 1 OPTIONS\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
-
-
-def options_request(transport: str, host: str, port: int, local: tuple[str, int]) -> SipRequest:
-    """An OPTIONS for ``stack.send_request`` (the TU writes Via/Contact from local_address)."""
-    return SipRequest(
-        "OPTIONS",
-        f"sip:probe@{host}:{port}",
-        [
-            (
-                "Via",
-                f"SIP/2.0/{transport.upper()} {local[0]}:{local[1]}"
-                f";branch=z9hG4bK-{uuid.uuid4().hex}",
-            ),
-            ("Max-Forwards", "70"),
-            ("From", f"<sip:hotline@{local[0]}>;tag=hl1"),
-            ("To", f"<sip:probe@{host}>"),
-            ("Call-ID", f"{uuid.uuid4().hex}@{local[0]}"),
-            ("CSeq", "1 OPTIONS"),
-            ("Content-Length", "0"),
-        ],
-    )
 
 
 async def read_messages(reader: asyncio.StreamReader, n: int) -> list[SipMessage]:
