@@ -515,6 +515,16 @@ class IvrSetStep:
     next: IvrNext
 
 
+def _in_window(window: tuple[dtime, dtime] | None, when: datetime) -> bool:
+    """Whether local time ``when`` is inside ``window`` (None: always); an end before
+    the start wraps past midnight."""
+    if window is None:
+        return True
+    start, end = window
+    now = when.time().replace(tzinfo=None)
+    return start <= now < end if start <= end else (now >= start or now < end)
+
+
 @dataclass(frozen=True, slots=True)
 class IvrTimeCase:
     """One case of a ``time`` step; every condition given must hold."""
@@ -536,13 +546,7 @@ class IvrTimeCase:
             or (0, when.month, when.day) in self.dates
         ):
             return False
-        if self.time is not None:
-            start, end = self.time
-            now = when.time().replace(tzinfo=None)
-            inside = start <= now < end if start <= end else (now >= start or now < end)
-            if not inside:
-                return False
-        return True
+        return _in_window(self.time, when)
 
 
 @dataclass(frozen=True, slots=True)
@@ -724,13 +728,7 @@ class RouteConfig:
             return False
         if self.days and when.weekday() not in self.days:
             return False
-        if self.time is not None:
-            start, end = self.time
-            now = when.time().replace(tzinfo=None)
-            inside = start <= now < end if start <= end else (now >= start or now < end)
-            if not inside:
-                return False
-        return True
+        return _in_window(self.time, when)
 
 
 @dataclass(frozen=True, slots=True)
@@ -1752,27 +1750,37 @@ class _Loader:
         ct.done()
         return case
 
-    def ivr_time_case(self, ct: _Table, refs: list[tuple[str, str]]) -> IvrTimeCase:
-        ct.expect(_IVR_TIME_CASE_KEYS)
-        if not any(ct.has(k) for k in ("time", "days", "dates")):
-            raise ConfigError(self.file, ct.path, "at least one of time, days, dates", "none")
-        window = None
-        raw_time = ct.text("time", None, what='a time range "HH:MM-HH:MM"')
-        if raw_time is not None:
-            window = _parse_time_range(raw_time)
-            if window is None:
-                ct.fail("time", 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
+    def time_window(self, t: _Table) -> tuple[dtime, dtime] | None:
+        """``time = "HH:MM-HH:MM"`` of a route or IVR time case, or None."""
+        raw_time = t.text("time", None, what='a time range "HH:MM-HH:MM"')
+        if raw_time is None:
+            return None
+        window = _parse_time_range(raw_time)
+        if window is None:
+            t.fail("time", 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
+        return window
+
+    def weekdays(self, t: _Table) -> set[int]:
+        """``days = ["mon-fri", ...]`` of a route or IVR time case (empty: every day)."""
         days: set[int] = set()
-        for i, item in enumerate(ct.array("days", [])):
+        for i, item in enumerate(t.array("days", [])):
             parsed = _parse_days(item)
             if parsed is None:
                 raise ConfigError(
                     self.file,
-                    f"{ct.key('days')}[{i}]",
+                    f"{t.key('days')}[{i}]",
                     "a day mon..sun or a range such as mon-fri",
                     _show(item),
                 )
             days |= parsed
+        return days
+
+    def ivr_time_case(self, ct: _Table, refs: list[tuple[str, str]]) -> IvrTimeCase:
+        ct.expect(_IVR_TIME_CASE_KEYS)
+        if not any(ct.has(k) for k in ("time", "days", "dates")):
+            raise ConfigError(self.file, ct.path, "at least one of time, days, dates", "none")
+        window = self.time_window(ct)
+        days = self.weekdays(ct)
         dates: set[tuple[int, int, int]] = set()
         for i, item in enumerate(ct.array("dates", [])):
             date = _parse_date(item)
@@ -1947,23 +1955,8 @@ class _Loader:
             assert match is not None
             caller = self.pattern(t, "caller", None, lists=lists)
             to = self.target(t, t.key("to"), t.raw("to"))
-            window = None
-            raw_time = t.text("time", None, what='a time range "HH:MM-HH:MM"')
-            if raw_time is not None:
-                window = _parse_time_range(raw_time)
-                if window is None:
-                    t.fail("time", 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
-            days: set[int] = set()
-            for i, item in enumerate(t.array("days", [])):
-                parsed = _parse_days(item)
-                if parsed is None:
-                    raise ConfigError(
-                        self.file,
-                        f"{t.key('days')}[{i}]",
-                        "a day mon..sun or a range such as mon-fri",
-                        _show(item),
-                    )
-                days |= parsed
+            window = self.time_window(t)
+            days = self.weekdays(t)
             source = t.text("source", "extension" if to.kind == "trunk" else "any",
                             choices=ROUTE_SOURCES)
             if not to.kind == "trunk":
