@@ -197,6 +197,8 @@ class MediaWorker:
         self.by_slot: list[RtpEndpoint | None] = [None] * cap
         self.rooms: dict[str, tuple[list[int], dict[int, list[int]], dict[int, float]]] = {}
         self.recordings: dict[int, Recording] = {}
+        self._recs_by_slot: dict[int, set[int]] = {}
+        """Slot -> ids of the recordings that take its audio (destroy is O(its own))."""
         self._next_ep = 1
         self._next_rec = 1
         self._next_play = 1
@@ -707,11 +709,11 @@ class MediaWorker:
             self._emit("playback_done", endpoint=ep.id, play_id=ep.play_id, reason="destroyed")
         self._leave_room(ep)
         self.kernel.set_endpoint(ep.slot, None)
-        for rec in self.recordings.values():  # a reused slot must never leak into it
-            if ep.slot in rec.left or ep.slot in rec.right:
-                rec.left = [s for s in rec.left if s != ep.slot]
-                rec.right = [s for s in rec.right if s != ep.slot]
-                self._rec_dirty = True
+        # leave every recording: a reused slot must never leak into one
+        for rec_id in list(self._recs_by_slot.get(ep.slot, ())):
+            rec = self.recordings[rec_id]
+            self._set_sources(rec, [s for s in rec.left if s != ep.slot],
+                              [s for s in rec.right if s != ep.slot])
         if isinstance(ep, WebRtcLeg):  # the loop closes the peer connection (dispatch)
             self._webrtc_eps.pop(ep.id, None)
         else:
@@ -800,8 +802,21 @@ class MediaWorker:
             raise CommandError(f"path: {exc}") from None
         self._next_rec += 1
         self.recordings[rec.id] = rec
-        self._rec_dirty = True
+        self._set_sources(rec, left, right)
         return {"recording": rec.id}
+
+    def _set_sources(self, rec: Recording, left: list[int], right: list[int]) -> None:
+        """Point a recording's channels at these slots, keeping ``_recs_by_slot``."""
+        for slot in (*rec.left, *rec.right):
+            ids = self._recs_by_slot.get(slot)
+            if ids is not None:
+                ids.discard(rec.id)
+                if not ids:
+                    del self._recs_by_slot[slot]
+        rec.left, rec.right = left, right
+        for slot in (*left, *right):
+            self._recs_by_slot.setdefault(slot, set()).add(rec.id)
+        self._rec_dirty = True
 
     def _rec(self, rec_id: int) -> Recording:
         rec = self.recordings.get(rec_id)
@@ -815,8 +830,7 @@ class MediaWorker:
         rec = self._rec(args["recording"])
         left = [self._ep(e).slot for e in args["left"]]
         right = [self._ep(e).slot for e in args["right"]]
-        rec.left, rec.right = left, right
-        self._rec_dirty = True
+        self._set_sources(rec, left, right)
         return {}
 
     def cmd_record_pause(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -836,8 +850,8 @@ class MediaWorker:
     def _finish_recording(self, rec: Recording) -> dict[str, Any]:
         self._sync_recordings()
         self._flush_recording(rec, final=True)
+        self._set_sources(rec, [], [])
         del self.recordings[rec.id]
-        self._rec_dirty = True
         seconds = rec.data_bytes / 4 / 8000
         self._emit("recording_done", recording=rec.id, path=rec.path, seconds=seconds)
         return {"recording": rec.id, "seconds": seconds}
