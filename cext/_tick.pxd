@@ -82,6 +82,8 @@ cdef class TickKernel:
     cdef int32_t[::1] _rec_l
     cdef int32_t[::1] _rec_rptr
     cdef int32_t[::1] _rec_r
+    cdef int32_t[::1] _rec_sptr        # right channel: slots whose sent audio is added
+    cdef int32_t[::1] _rec_s
     # batches
     cdef TickBatch _b0
     cdef TickBatch _b1

@@ -31,8 +31,10 @@ scans the per-slot flags of slots ``0.._hi-1`` in C (a few bytes per slot, next 
    legs: gathered into a scratch block, or in place when its slots are consecutive),
    add the echo endpoints' own input, apply the players (tone > prompt, replace or mix; ``EV_TONE_DONE``/``EV_PLAY_DONE``);
 4. copy the received frames into the recordings' stereo buffers (left/right = the
-   saturated sum of the side's endpoints); a buffer that fills is flagged in
-   ``rec_full`` for the worker to hand to its writer thread;
+   saturated sum of the side's endpoints; the right channel may also take what some
+   slots *send*, their output rows, so a one-leg call records the prompts its caller
+   hears); a buffer that fills is flagged in ``rec_full`` for the worker to hand to its
+   writer thread;
 5. G.711-encode every sender's output row, build its RTP packet (the NetIO's
    ``out_seq``/``out_ts``/``out_ssrc``) into ``packets`` and send all of them
    (``NetIO._send_rows``: sendmmsg per slot); advance the timestamps of the advancing slots.
@@ -86,6 +88,33 @@ cdef inline int16_t _sat(int32_t v) noexcept nogil:
     if v < -32768:
         return -32768
     return <int16_t>v
+
+
+cdef void _tap(int16_t* dst, const int16_t* inp, const int32_t* rx, Py_ssize_t p,
+               Py_ssize_t q, const int16_t* out, const int32_t* tx, Py_ssize_t ps,
+               Py_ssize_t qs) noexcept nogil:
+    # one channel of a recording tick (every other int16 of ``dst``): the saturated sum
+    # of what slots rx[p:q] received (their ``inp`` rows) and of what slots tx[ps:qs]
+    # are sent (their ``out`` rows); silence when both ranges are empty
+    cdef Py_ssize_t j, k
+    cdef const int16_t* row
+    cdef int32_t acc
+    if (q - p) + (qs - ps) == 0:
+        for j in range(TK_FRAME):
+            dst[2 * j] = 0
+        return
+    if (q - p) + (qs - ps) == 1:
+        row = inp + rx[p] * TK_FRAME if q > p else out + tx[ps] * TK_FRAME
+        for j in range(TK_FRAME):
+            dst[2 * j] = row[j]
+        return
+    for j in range(TK_FRAME):
+        acc = 0
+        for k in range(p, q):
+            acc = acc + inp[rx[k] * TK_FRAME + j]
+        for k in range(ps, qs):
+            acc = acc + out[tx[k] * TK_FRAME + j]
+        dst[2 * j] = _sat(acc)
 
 
 cdef void _jb_count(JitterBuffer jb, int which) noexcept nogil:
@@ -438,15 +467,22 @@ cdef class TickKernel:
         if plan is not None:
             self.set_room(0, plan, np.arange(n_legs, dtype=np.int32))
 
-    def set_recordings(self, list bufs, list left, list right, paused, positions) -> None:
+    def set_recordings(self, list bufs, list left, list right, paused, positions,
+                       right_sent=None) -> None:
         """Bind the recordings: ``bufs[i]`` an int16 (n, 2) C-contiguous buffer,
-        ``left[i]``/``right[i]`` lists of slots, ``paused[i]`` and the current
-        ``positions[i]`` (samples already in the buffer). ``rec_pos``/``rec_full`` are
-        then indexed like ``bufs``."""
+        ``left[i]``/``right[i]`` lists of slots whose *received* audio (``inp`` rows) is
+        summed into the channel, ``paused[i]`` and the current ``positions[i]`` (samples
+        already in the buffer). ``right_sent[i]`` (optional) lists slots whose *sent*
+        audio (``out`` rows: the mix, prompts and tones they play) is added to the right
+        channel: a one-leg call records what its caller hears. ``rec_pos``/``rec_full``
+        are then indexed like ``bufs``."""
         cdef Py_ssize_t n = len(bufs), i
         cdef int16_t[:, ::1] b
         cdef int16_t** ptrs
-        if not (len(left) == len(right) == len(paused) == len(positions) == n):
+        if right_sent is None:
+            right_sent = [()] * n
+        if not (len(left) == len(right) == len(paused) == len(positions)
+                == len(right_sent) == n):
             raise ValueError("recording lists differ in length")
         ptrs = <int16_t**>PyMem_Calloc(n + 1, sizeof(int16_t*))
         if ptrs == NULL:
@@ -462,7 +498,7 @@ cdef class TickKernel:
                 pos = int(positions[i])
                 if not 0 <= pos <= b.shape[0] or pos % TK_FRAME:
                     raise ValueError(f"recording {i} position {pos} invalid")
-                for s in list(left[i]) + list(right[i]):
+                for s in list(left[i]) + list(right[i]) + list(right_sent[i]):
                     if not 0 <= s < self.capacity:
                         raise ValueError(f"recording {i} slot {s} out of range")
         except BaseException:
@@ -482,6 +518,9 @@ cdef class TickKernel:
         self._rec_l = np.array([s for x in left for s in x], np.int32)
         self._rec_rptr = np.cumsum([0] + [len(x) for x in right], dtype=np.int64).astype(np.int32)
         self._rec_r = np.array([s for x in right for s in x], np.int32)
+        self._rec_sptr = np.cumsum([0] + [len(x) for x in right_sent],
+                                   dtype=np.int64).astype(np.int32)
+        self._rec_s = np.array([s for x in right_sent for s in x], np.int32)
 
     def set_paused(self, Py_ssize_t index, bint paused) -> None:
         """Pause or resume recording ``index``."""
@@ -607,11 +646,10 @@ cdef class TickKernel:
         nor sends (tests): the built packets stay in ``packets[:n_packets]``.
         Returns the number of events."""
         cdef TickBatch b, nxt
-        cdef Py_ssize_t i, j, p, q, c, k, pos, hi = self._hi
-        cdef int32_t s, v
+        cdef Py_ssize_t i, j, k, pos, hi = self._hi
+        cdef int32_t s
         cdef int16_t* row
         cdef int16_t* buf
-        cdef int32_t acc
         cdef bint done
         if batch == 0:
             b, nxt = self._b0, self._b1
@@ -675,25 +713,11 @@ cdef class TickKernel:
                         self._rec_full[i] = 1
                         continue
                     buf = self._rec_buf[i] + 2 * pos
-                    for c in range(2):
-                        if c == 0:
-                            p, q = self._rec_lptr[i], self._rec_lptr[i + 1]
-                        else:
-                            p, q = self._rec_rptr[i], self._rec_rptr[i + 1]
-                        if q - p == 0:
-                            for j in range(TK_FRAME):
-                                buf[2 * j + c] = 0
-                        elif q - p == 1:
-                            s = self._rec_l[p] if c == 0 else self._rec_r[p]
-                            for j in range(TK_FRAME):
-                                buf[2 * j + c] = self._inp[s, j]
-                        else:
-                            for j in range(TK_FRAME):
-                                acc = 0
-                                for k in range(p, q):
-                                    s = self._rec_l[k] if c == 0 else self._rec_r[k]
-                                    acc = acc + self._inp[s, j]
-                                buf[2 * j + c] = _sat(acc)
+                    _tap(buf, &self._inp[0, 0], &self._rec_l[0], self._rec_lptr[i],
+                         self._rec_lptr[i + 1], &self._out[0, 0], &self._rec_s[0], 0, 0)
+                    _tap(buf + 1, &self._inp[0, 0], &self._rec_r[0], self._rec_rptr[i],
+                         self._rec_rptr[i + 1], &self._out[0, 0], &self._rec_s[0],
+                         self._rec_sptr[i], self._rec_sptr[i + 1])
                     self._rec_pos[i] = <int32_t>(pos + TK_FRAME)
                     if pos + TK_FRAME == self._rec_len[i]:
                         self._rec_full[i] = 1

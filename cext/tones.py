@@ -13,6 +13,10 @@ Cadences (on/off in seconds; frequencies in Hz; levels per tone):
 * North America (ANSI T1.401 "precise tone plan"): ringback 440+480 at -19 dBm0,
   2.0 on 4.0 off; busy 480+620 at -24 dBm0, 0.5/0.5; reorder 480+620 at -24 dBm0,
   0.25/0.25.
+
+A cadence loops forever by default (ringback while an agent rings); with ``cycles`` it
+is a finite prompt of that many on/off cycles. :func:`beep` is the "speak after the
+tone" beep of voicemail: 1000 Hz, 400 ms, -10 dBm0.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 from ._tones import PromptPlayer, ToneGenerator
 
 __all__ = [
+    "BEEP",
     "CADENCES",
     "DBM0_PEAK",
     "DTMF_DIGITS",
@@ -31,6 +36,8 @@ __all__ = [
     "RATE",
     "Segment",
     "ToneGenerator",
+    "beep",
+    "cadence_seconds",
     "call_progress",
     "dbm0_to_amplitude",
     "dtmf_freqs",
@@ -61,6 +68,9 @@ CADENCES: dict[tuple[str, str], tuple[float, float, float, float, float]] = {
     ("us", "reorder"): (480.0, 620.0, -24.0, 0.25, 0.25),
     ("us", "congestion"): (480.0, 620.0, -24.0, 0.25, 0.25),
 }
+
+#: The record-after-the-tone beep: (frequency Hz, duration s, level dBm0).
+BEEP = (1000.0, 0.4, -10.0)
 
 
 def dbm0_to_amplitude(level: float) -> float:
@@ -148,19 +158,57 @@ def dual_tone(f1: float, f2: float, level1: float, level2: float | None = None,
     return segments_generator(segs, loop=True)
 
 
-def call_progress(tone: str, country: str = "cn") -> ToneGenerator:
-    """Ringback, busy, congestion (and US reorder) with the country's cadence.
-
-    :param tone: ``ringback``, ``busy``, ``congestion`` or ``reorder`` (US).
-    :param country: ``cn`` or ``us``.
-    :raises ValueError: for an unknown tone or country.
-    """
+def _cadence(tone: str, country: str) -> tuple[float, float, float, float, float]:
     key = (country.lower(), tone.lower())
     if key not in CADENCES:
         known = ", ".join(f"{c}/{t}" for c, t in CADENCES)
         raise ValueError(f"unknown call-progress tone {country}/{tone}, expected one of {known}")
-    f1, f2, level, on, off = CADENCES[key]
-    return dual_tone(f1, f2, level, level, on, off)
+    return CADENCES[key]
+
+
+def cadence_seconds(tone: str, country: str = "cn") -> float:
+    """Length of one on/off cycle of a call-progress tone, in seconds.
+
+    :raises ValueError: for an unknown tone or country.
+    """
+    _f1, _f2, _level, on, off = _cadence(tone, country)
+    return on + off
+
+
+def call_progress(tone: str, country: str = "cn", cycles: int | None = None) -> ToneGenerator:
+    """Ringback, busy, congestion (and US reorder) with the country's cadence.
+
+    :param tone: ``ringback``, ``busy``, ``congestion`` or ``reorder`` (US).
+    :param country: ``cn`` or ``us``.
+    :param cycles: None loops forever; ``n`` plays ``n`` whole on/off cycles and
+        finishes (``fill`` returns True), like a prompt.
+    :raises ValueError: for an unknown tone or country, or ``cycles`` < 1.
+    """
+    f1, f2, level, on, off = _cadence(tone, country)
+    if cycles is None:
+        return dual_tone(f1, f2, level, level, on, off)
+    if cycles < 1:
+        raise ValueError(f"cycles must be at least 1, got {cycles}")
+    l2 = None if f2 == 0.0 else level
+    cycle: list[Segment] = [(f1, f2, level, l2, _ms(on))]
+    if off > 0:
+        cycle.append((f1, f2, None, None, _ms(off)))
+    return segments_generator(cycle * cycles, loop=False)
+
+
+def beep(freq: float = BEEP[0], duration: float = BEEP[1], level: float = BEEP[2],
+         gap: float | None = None) -> ToneGenerator:
+    """A single tone burst (default :data:`BEEP`: 1000 Hz, 0.4 s, -10 dBm0).
+
+    :param gap: None plays the beep once and finishes; seconds of silence after each
+        beep makes it repeat forever.
+    :raises ValueError: for a bad frequency, level or duration.
+    """
+    segs: list[Segment] = [(freq, 0.0, level, None, _ms(duration))]
+    if gap is None:
+        return segments_generator(segs, loop=False)
+    segs.append((freq, 0.0, None, None, _ms(gap)))
+    return segments_generator(segs, loop=True)
 
 
 def dtmf_string(digits: str, on: float = 0.1, off: float = 0.1, level: float = -8.0,

@@ -119,7 +119,8 @@ class MediaPool:
             for i in range(n)
         ]
         self.rtp_ip = rtp_ip
-        self.data_dir = data_dir
+        self.data_dir = os.path.abspath(data_dir)
+        """Absolute: the workers run in the repository root, not in our directory."""
         self.restart = restart
         self.on_event: Callable[[MediaEvent], Any] | None = None
         """Called with every :class:`MediaEvent` (plain function or coroutine function)."""
@@ -385,8 +386,11 @@ class MediaPool:
 
     async def play(self, ep: EndpointHandle, source: str, loop: bool = False,
                    mode: str = "replace") -> int:
-        """Play a prompt file, ``tts:TEXT`` or ``tone:NAME[:COUNTRY]`` to an endpoint;
-        returns the play id later reported by :class:`PlaybackDone`."""
+        """Play a prompt file (relative names are under ``DATA_DIR/prompts``),
+        ``tts:TEXT`` or a tone (``tone:beep``, ``tone:busy[:cn|us][:CYCLES]``,
+        ``tone:dtmf:DIGITS``...; see :func:`media.prompts.tone_prompt`) to an endpoint;
+        returns the play id later reported by :class:`PlaybackDone`. Without ``loop`` a
+        call-progress tone is a finite prompt of whole cadence cycles."""
         r = await self._request(self._workers[ep.worker], "play", endpoint=ep.id,
                                 source=source, loop=loop, mode=mode)
         return int(r["play_id"])
@@ -398,12 +402,15 @@ class MediaPool:
 
     async def record(self, path: str, left: Sequence[EndpointHandle],
                      right: Sequence[EndpointHandle]) -> RecordingHandle:
-        """Record a stereo WAV: left = received audio of ``left``, right = of ``right``."""
+        """Record a stereo WAV: left = received audio of ``left``, right = of ``right``;
+        while ``right`` is empty, right = the audio sent to ``left`` (what a caller alone
+        in an IVR or queue hears: prompts, tones, music on hold)."""
         workers = {e.worker for e in (*left, *right)}
         if len(workers) != 1:
             raise MediaError("left: recorded endpoints must share one worker")
         idx = workers.pop()
-        r = await self._request(self._workers[idx], "record", path=path,
+        # the worker's working directory is not ours: a relative path means ours
+        r = await self._request(self._workers[idx], "record", path=os.path.abspath(path),
                                 left=[e.id for e in left], right=[e.id for e in right])
         return RecordingHandle(idx, int(r["recording"]), path)
 

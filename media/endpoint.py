@@ -87,9 +87,12 @@ def wav_header(data_bytes: int, channels: int = 2, rate: int = 8000) -> bytes:
 
 class Recording:
     """A stereo WAV being written: left = sum of ``left`` endpoints' received audio,
-    right = sum of ``right``'s. Samples collect in ``buf`` (200 ms) and are handed to
-    the worker's writer thread as one block; the header sizes are rewritten once a
-    second, so a killed worker leaves a valid file that is at most ~1 s short."""
+    right = sum of ``right``'s; while ``right`` is empty (a caller alone in an IVR, a
+    queue, ringing an agent), right = what is sent to the ``left`` endpoints (prompts,
+    tones, music on hold), so the file has what the caller heard. Samples collect in
+    ``buf`` (200 ms) and are handed to the worker's writer thread as one block; the
+    header sizes are rewritten once a second, so a killed worker leaves a valid file
+    that is at most ~1 s short."""
 
     FLUSH_TICKS = 10
 
@@ -108,3 +111,9 @@ class Recording:
         self.data_bytes = 0
         """Bytes handed to the writer so far."""
         self.flushes = 0
+
+    @property
+    def right_sent(self) -> list[int]:
+        """Slots whose sent audio (their output rows) makes the right channel: the left
+        side's while no endpoint is on the right, else none."""
+        return [] if self.right else self.left

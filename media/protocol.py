@@ -296,6 +296,8 @@ OPS: dict[str, dict[str, tuple[Check, Any]]] = {
         "mode": (_str(8, ("replace", "mix")), "replace"),
     },
     "stop_play": {"endpoint": (_ID, REQUIRED)},
+    # left/right: endpoints whose received audio each channel sums; while right is
+    # empty, the right channel is what the worker sends to the left endpoints
     "record": {
         "path": (_str(4096), REQUIRED),
         "left": (_ids, REQUIRED),

@@ -71,10 +71,10 @@ from cext.net import NetIO, RecvBatch, ip_from_be, ip_to_be, monotonic_ms
 from cext.rfc4733 import TelephoneEventSender
 from cext.rtp import RtpHeader
 from cext.tick import EV_DTMF, EV_PLAY_DONE, EV_TE, EV_TONE_DONE, TickKernel
-from cext.tones import PromptPlayer, call_progress, dtmf_string
+from cext.tones import PromptPlayer, dtmf_string
 
 from .endpoint import Recording, RtpEndpoint, wav_header
-from .prompts import PromptCache
+from .prompts import PromptCache, tone_prompt
 from .protocol import (
     WEBRTC_STATES,
     FrameDecoder,
@@ -447,7 +447,7 @@ class MediaWorker:
         order = list(self.recordings.values())
         self.kernel.set_recordings([r.buf for r in order], [r.left for r in order],
                                    [r.right for r in order], [r.paused for r in order],
-                                   [r.pos for r in order])
+                                   [r.pos for r in order], [r.right_sent for r in order])
         self._rec_order = order
 
     def _flush_recording(self, rec: Recording, final: bool = False) -> None:
@@ -960,11 +960,8 @@ class MediaWorker:
         return await fut
 
     async def _load_source(self, source: str, loop: bool) -> Any:
-        if source.startswith("tone:"):
-            parts = source[5:].split(":")
-            if parts[0] == "dtmf" and len(parts) == 2:
-                return dtmf_string(parts[1])
-            return call_progress(parts[0], parts[1] if len(parts) > 1 else "cn")
+        if source.startswith("tone:"):  # a generator of a few segments: no file work
+            return tone_prompt(source[5:], loop)
         assert self.loop is not None
         return await self.loop.run_in_executor(None, self.prompts.load, source)
 

@@ -18,6 +18,7 @@ from cext.tick import EV_DTMF, EV_PLAY_DONE, EV_TE, EV_TONE_DONE, TickKernel
 from cext.tones import PromptPlayer, dtmf_string
 
 FRAME = 160
+N_REC = 4
 DTMF_CHARS = "0123456789*#ABCD"
 
 
@@ -32,8 +33,9 @@ def _signal(rng: np.random.Generator, n: int, digit_at: int | None) -> np.ndarra
 
 class Scenario:
     """6 endpoints: 0-1 bridged (0 PCMU, 1 PCMA), 2-3-4 a conference, 5 echo with a
-    prompt mixed in, 2 sends in-band DTMF; recordings (0 | 1) and (2+3 | 4); endpoint 4
-    has telephone-event PT 101; every endpoint detects in-band DTMF."""
+    prompt mixed in, 2 sends in-band DTMF; recordings (0 | 1), (2+3 | 4), (5 | what 5
+    is sent: a one-leg call) and (0 | 1 + what 2 is sent: the sum of both kinds of tap);
+    endpoint 4 has telephone-event PT 101; every endpoint detects in-band DTMF."""
 
     N = 6
     TICKS = 40
@@ -114,9 +116,10 @@ def run_kernel(sc: Scenario, incremental: bool = False):
         codec = np.array([0 if c == 0 else 1 for c in sc.codec], np.uint8)
         pts = np.array(sc.codec, np.uint8)
         k.set_lists(plan, n, send, codec, pts, send)
-    recbufs = [np.zeros((FRAME * 4, 2), np.int16) for _ in range(2)]
-    k.set_recordings(recbufs, [[0], [2, 3]], [[1], [4]], [False, False], [0, 0])
-    pkts, events, recorded, inps = [], [], [[], []], []
+    recbufs = [np.zeros((FRAME * 4, 2), np.int16) for _ in range(N_REC)]
+    k.set_recordings(recbufs, [[0], [2, 3], [5], [0]], [[1], [4], [], [1]],
+                     [False] * N_REC, [0] * N_REC, [[], [], [5], [2]])
+    pkts, events, recorded, inps = [], [], [[] for _ in range(N_REC)], []
     for t in range(sc.TICKS):
         cur = t % 2
         nrows = _load(rbs[cur], sc.packets(t))
@@ -151,7 +154,7 @@ def run_reference(sc: Scenario):
     out = np.zeros((n, FRAME), np.int16)
     codes, starts, durs = np.zeros(8, np.int32), np.zeros(8, np.int64), np.zeros(8, np.int32)
     pkts, events, inps = [], [], []
-    rec = [[], []]
+    rec: list[list[np.ndarray]] = [[] for _ in range(N_REC)]
     for t in range(sc.TICKS):
         m = _load(rb, sc.packets(t))
         parse_batch(rb.packets, rb.lengths, rb.seq, rb.ts, rb.ssrc, rb.pt, rb.marker,
@@ -184,6 +187,9 @@ def run_reference(sc: Scenario):
         rec[0].append(np.stack([inp[0], inp[1]], 1))
         rec[1].append(np.stack([np.clip(inp[2].astype(np.int32) + inp[3], -32768, 32767),
                                 inp[4]], 1).astype(np.int16))
+        rec[2].append(np.stack([inp[5], out[5]], 1))  # out rows: after players and tones
+        rec[3].append(np.stack([inp[0], np.clip(inp[1].astype(np.int32) + out[2],
+                                                -32768, 32767)], 1).astype(np.int16))
         pay = np.empty((n, FRAME), np.uint8)
         for s in range(n):
             (ulaw_encode if sc.codec[s] == 0 else alaw_encode)(out[s], pay[s])
@@ -217,9 +223,11 @@ def test_tick_kernel_matches_composition() -> None:
     assert {EV_DTMF, EV_TE, EV_TONE_DONE} <= kinds
     digits = {(e[2], DTMF_CHARS[e[3]]) for e in k_ev if e[1] == EV_DTMF}
     assert (0, "5") in digits and (3, "5") in digits
-    for i in range(2):  # 40 ticks = 10 full buffers of 4 ticks
+    for i in range(N_REC):  # 40 ticks = 10 full buffers of 4 ticks
         np.testing.assert_array_equal(k_rec[i], r_rec[i][:len(k_rec[i])])
         assert len(k_rec[i]) == FRAME * sc.TICKS
+    # the one-leg recording's right channel is the prompt (mixed with the echo) it hears
+    assert np.abs(k_rec[2][:, 1].astype(np.int32)).max() > 1000
     assert k_cnt == r_cnt
 
 
@@ -233,7 +241,7 @@ def test_tick_kernel_incremental_matches_composition() -> None:
         np.testing.assert_array_equal(k_inp[t], r_inp[t], err_msg=f"inp tick {t}")
         np.testing.assert_array_equal(k_pkts[t], r_pkts[t], err_msg=f"packets tick {t}")
     assert _by_tick(k_ev) == _by_tick(r_ev)
-    for i in range(2):
+    for i in range(N_REC):
         np.testing.assert_array_equal(k_rec[i], r_rec[i][:len(k_rec[i])])
     assert k_cnt == r_cnt
 
@@ -300,6 +308,10 @@ def test_tick_kernel_config_errors() -> None:
                     np.zeros(0, np.uint8), np.zeros(0, np.int32))
     with pytest.raises(ValueError):
         k.set_recordings([np.zeros((100, 2), np.int16)], [[0]], [[1]], [False], [0])
+    with pytest.raises(ValueError):  # a sent-audio slot out of range
+        k.set_recordings([np.zeros((160, 2), np.int16)], [[0]], [[]], [False], [0], [[4]])
+    with pytest.raises(ValueError):  # one right_sent list per recording
+        k.set_recordings([np.zeros((160, 2), np.int16)], [[0]], [[]], [False], [0], [])
     with pytest.raises(ValueError):
         k.run(2, 0, 0.0)
     with pytest.raises(ValueError):
@@ -317,5 +329,5 @@ def test_tick_kernel_threads() -> None:
         for t in range(Scenario.TICKS):
             np.testing.assert_array_equal(a[0][t], b[0][t])
         assert a[1] == b[1]
-        for i in range(2):
+        for i in range(N_REC):
             np.testing.assert_array_equal(a[2][i], b[2][i])

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 
 from cext.dtmf import detect_digits
 from cext.tones import (
+    BEEP,
     CADENCES,
     PromptPlayer,
+    beep,
+    cadence_seconds,
     call_progress,
     dbm0_to_amplitude,
     dtmf_string,
@@ -121,6 +124,38 @@ def test_prompt_player_matches_reference(size, loop, chunks, seed) -> None:  # t
         np.testing.assert_array_equal(buf, want)
         assert done == want_done == player.done
         assert player.position == pos
+
+
+def test_beep_is_a_finite_burst() -> None:
+    """1000 Hz for 400 ms at -10 dBm0 (exact sine), then done; with a gap it repeats."""
+    freq, seconds, level = BEEP
+    out, done = play(beep(), [160], 3200)
+    assert done
+    t = np.arange(3200) / 8000
+    want = np.round(dbm0_to_amplitude(level) * np.sin(2 * np.pi * freq * t))
+    assert np.abs(out.astype(np.float64) - want).max() <= 1.0
+    assert len(out) == round(seconds * 8000)
+    looped, done = play(beep(gap=0.6), [160], 16000)
+    assert not done
+    np.testing.assert_array_equal(looped[:3200], out)
+    assert not looped[3200:8000].any()
+    assert np.abs(looped[8000:11200].astype(np.int32)).max() > 7000
+
+
+@pytest.mark.parametrize("key", sorted(CADENCES))
+def test_call_progress_cycles_are_finite_prompts(key: tuple[str, str]) -> None:
+    """``cycles`` = that many cycles of the looping cadence, sample for sample, then
+    done (fill returns True on the last sample)."""
+    country, tone = key
+    n = round(cadence_seconds(tone, country) * 8000)
+    endless, done = play(call_progress(tone, country), [160], 2 * n + 800)
+    assert not done
+    finite, done = play(call_progress(tone, country, cycles=2), [160], 2 * n + 800)
+    assert done
+    np.testing.assert_array_equal(finite[:2 * n], endless[:2 * n])
+    assert not finite[2 * n:].any()
+    with pytest.raises(ValueError, match="cycles must be at least 1"):
+        call_progress(tone, country, cycles=0)
 
 
 def test_errors() -> None:

@@ -47,6 +47,26 @@ def dominant_freq(x: np.ndarray) -> float:
     return float(np.argmax(spec) * 8000.0 / len(x))
 
 
+def ncc_peak(signal: np.ndarray, ref: np.ndarray) -> tuple[float, int]:
+    """Peak of the normalised cross-correlation of ``ref`` slid along ``signal``:
+    (peak in -1..1, the sample offset of ``ref`` in ``signal``). 1.0 means ``signal``
+    holds an exact (scaled) copy of ``ref``; unrelated audio stays near 0."""
+    x = signal.astype(np.float64)
+    r = ref.astype(np.float64)
+    n = len(r)
+    if len(x) < n:
+        x = np.concatenate([x, np.zeros(n - len(x))])
+    size = 1 << int(np.ceil(np.log2(len(x) + n)))
+    num = np.fft.irfft(np.fft.rfft(x, size) * np.conj(np.fft.rfft(r, size)), size)
+    num = num[:len(x) - n + 1]
+    c = np.concatenate([[0.0], np.cumsum(x * x)])
+    energy = c[n:] - c[:len(x) - n + 1]
+    den = np.sqrt(np.maximum(energy, 0.0)) * np.sqrt(float(np.dot(r, r)))
+    ncc = num / np.maximum(den, 1e-9 * (1.0 + den.max()))
+    k = int(np.argmax(ncc))
+    return float(ncc[k]), k
+
+
 class Peer:
     """A UDP socket that plays one side of an RTP stream."""
 

@@ -38,3 +38,17 @@ def test_tts_voices_and_vad(tmp_path):
     starts = [i for i, e in evs if e == SPEECH_START]
     stops = [i for i, e in evs if e == SPEECH_STOP]
     assert starts and stops and 6000 <= starts[0] <= 12000 and stops[-1] > starts[0]
+
+
+def test_relative_names_are_under_the_data_dirs_prompts(tmp_path):
+    (tmp_path / "prompts" / "menu").mkdir(parents=True)
+    samples = np.arange(-4000, 4000, 7, dtype=np.int16)
+    write_wav(str(tmp_path / "prompts" / "menu" / "main.wav"), samples)
+    cache = PromptCache(str(tmp_path))
+    assert cache.load("menu/main.wav").tolist() == samples.tolist()
+    try:
+        cache.load("menu/missing.wav")
+    except FileNotFoundError as exc:
+        assert "menu/missing.wav" in str(exc)
+    else:
+        raise AssertionError("a missing prompt must raise FileNotFoundError")
