@@ -30,6 +30,7 @@ from sip.registrar import SipRegistrar
 from sip.stack import SipStack
 from sip.transport import SipTransportManager
 
+from .api import ApiServer, server_metrics
 from .callcontrol import Call, CallControl
 from .config import SiteConfig
 from .logs import setup_logging
@@ -79,6 +80,7 @@ class HotlineServer:
                                       self.media, self._spawn)
                          if config.recording.enabled else None)
         self._retention: asyncio.TimerHandle | None = None
+        self.api = ApiServer(config, live=server_metrics(self))
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -102,6 +104,7 @@ class HotlineServer:
                                    self.transports.local_address, self.config.sip.user_agent,
                                    now, self.calls.add_via, self.config.server.external_ip)
         self._rearm()
+        await self.api.start()  # HTTP(S) last: the API reads what the steps above set up
 
     async def serve_until_stopped(self, grace: float) -> None:
         """Run until SIGTERM/SIGINT, then drain calls for up to ``grace`` seconds."""
@@ -130,6 +133,7 @@ class HotlineServer:
 
     async def close(self) -> None:
         """Close listeners and storage."""
+        await self.api.close()
         if self._timer is not None:
             self._timer.cancel()
         self.transports.close()

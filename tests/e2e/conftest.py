@@ -70,6 +70,7 @@ def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
         }
         cfg = write_site(tmp_path / "site.toml", SITE.format(**values) + extra)
         proc = HotlineProcess(config=cfg, data_dir=tmp_path / "data", sip_port=sip)
+        proc.http_port = values["http"]  # type: ignore[attr-defined]  # the [server] http port
         proc.start()
         started.append(proc)
         return proc

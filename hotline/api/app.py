@@ -1,0 +1,189 @@
+"""The aiohttp application of the HTTP API and the listeners that serve it.
+
+Why this exists: one place puts the pieces together (middlewares in order, every
+module's routes, the shared :class:`~hotline.api.state.ApiState`) and owns the
+listener lifecycle the server drives: :meth:`ApiServer.start` binds ``[server] http``
+and, with ``[tls]``, ``[server] https`` with the same certificate as SIP TLS;
+:meth:`ApiServer.close` stops them and closes the API's database connection.
+
+Middlewares, outermost first: request counting (so every final status is counted),
+JSON errors, then the session check (so a refused request is a JSON 401/403 too).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import time
+import zoneinfo
+from collections.abc import Callable
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+
+from ..config import Address, SiteConfig
+from . import auth, cdrs, metrics, recordings
+from .auth import Accounts, LoginLimiter, SessionStore
+from .db import ApiDatabase
+from .errors import error_middleware
+from .metrics import ApiMetrics, LiveMetrics
+from .state import STATE, ApiState
+
+__all__ = ["ApiServer", "create_app"]
+
+logger = logging.getLogger("hotline.api")
+
+#: Largest request body accepted (logins and small JSON commands; no uploads yet).
+MAX_BODY = 64 * 1024
+#: Seconds in-flight requests get to finish when the server stops.
+SHUTDOWN_TIMEOUT = 5.0
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    resp = await handler(request)
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    method = request.method if request.method in _METHODS else "other"
+    request.app[STATE].metrics.requests.labels(route, method, str(resp.status)).inc()
+    return resp
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+
+
+def create_app(
+    config: SiteConfig,
+    *,
+    live: LiveMetrics | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> web.Application:
+    """Build the API application for a site (opens its database connection).
+
+    :param live: the server's live gauges for ``/metrics`` (:func:`metrics.server_metrics`).
+    :param clock: monotonic seconds for sessions and login bans (injected in tests).
+    """
+    db = ApiDatabase(config.server.data_dir)
+    sessions = SessionStore(clock)
+    state = ApiState(
+        config=config,
+        db=db,
+        accounts=Accounts(config),
+        sessions=sessions,
+        limiter=LoginLimiter(config, clock),
+        metrics=ApiMetrics(live, lambda: len(sessions)),
+        tz=zoneinfo.ZoneInfo(config.server.timezone) if config.server.timezone else None,
+    )
+    app = web.Application(
+        middlewares=[_count_requests, error_middleware, auth.session_middleware],
+        client_max_size=MAX_BODY,
+    )
+    app[STATE] = state
+    app.add_routes(auth.routes())
+    app.add_routes(recordings.routes())
+    app.add_routes(cdrs.routes())
+    app.add_routes(metrics.routes())
+    app.on_response_prepare.append(_security_headers)
+
+    async def close_db(app: web.Application) -> None:
+        app[STATE].db.close()
+
+    app.on_cleanup.append(close_db)
+    return app
+
+
+class _AccessLogger(AbstractAccessLogger):
+    """One structured line per request (path without the query: it may hold numbers)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse,
+            elapsed: float) -> None:
+        self.logger.info("http_request", extra={
+            "ip": request.remote, "method": request.method, "path": request.path,
+            "status": response.status, "bytes": response.body_length,
+            "ms": round(elapsed * 1000, 1),
+        })
+
+
+def tls_context(config: SiteConfig) -> ssl.SSLContext | None:
+    """A server TLS context with the site's ``[tls]`` certificate, or None."""
+    if config.tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+    return ctx
+
+
+class ApiServer:
+    """The HTTP and HTTPS listeners of a site.
+
+    :param config: the site (``[server] http``/``https``, ``[tls]``).
+    :param live: the server's live gauges for ``/metrics``.
+    :param clock: monotonic seconds (sessions, login bans).
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        live: LiveMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.live = live
+        self.clock = clock
+        self.app: web.Application | None = None
+        #: ``(scheme, host, port)`` of every bound listener, once started.
+        self.addresses: list[tuple[str, str, int]] = []
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> list[tuple[str, str, int]]:
+        """Bind the configured listeners; returns :attr:`addresses`.
+
+        Nothing is bound when both ``http`` and ``https`` are off.
+
+        :raises OSError: when a port cannot be bound.
+        """
+        server = self.config.server
+        listeners: list[tuple[str, Address, ssl.SSLContext | None]] = []
+        if server.http is not None:
+            listeners.append(("http", server.http, None))
+        if server.https is not None:
+            ctx = tls_context(self.config)
+            if ctx is None:  # config validation requires [tls]; be safe anyway
+                logger.warning("https_without_tls", extra={"listener": str(server.https)})
+            else:
+                listeners.append(("https", server.https, ctx))
+        if not listeners:
+            return []
+        self.app = create_app(self.config, live=self.live, clock=self.clock)
+        runner = web.AppRunner(self.app, access_log_class=_AccessLogger,
+                               access_log=logging.getLogger("hotline.api.access"),
+                               shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        self._runner = runner
+        try:
+            for scheme, addr, ctx in listeners:
+                before = len(runner.addresses)
+                site = web.TCPSite(runner, addr.host, addr.port, ssl_context=ctx)
+                await site.start()
+                for sock in runner.addresses[before:]:
+                    host, port = str(sock[0]), int(sock[1])
+                    self.addresses.append((scheme, host, port))
+                    logger.info("listening", extra={"transport": scheme, "host": host,
+                                                    "port": port})
+        except BaseException:
+            await self.close()
+            raise
+        return self.addresses
+
+    async def close(self) -> None:
+        """Stop the listeners (in-flight requests get a few seconds) and the database."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self.addresses = []

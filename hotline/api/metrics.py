@@ -1,0 +1,136 @@
+"""Prometheus metrics at ``GET /metrics``: live server gauges plus the API's own counters.
+
+Why this exists: operators watch a PBX with Prometheus (DESIGN.md, "Interfaces"). Live
+numbers (calls, legs, media endpoints, SIP transactions and connections, registered
+AORs, live recordings, media workers) are read from the running server when Prometheus
+scrapes, on the event loop, so nothing is counted twice and nothing runs between
+scrapes; the API counts its own requests and logins as they happen.
+
+Each API has its own :class:`prometheus_client.CollectorRegistry` (not the global
+default), so two servers in one process (tests) do not collide. The endpoint needs no
+session (DESIGN.md); bind ``[server] http`` to a private address or filter it if the
+numbers are sensitive.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Info,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from .. import __version__
+from .state import STATE
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
+
+    from ..server import HotlineServer
+
+__all__ = ["ApiMetrics", "LiveMetrics", "routes", "server_metrics"]
+
+#: Returns the live metric families at scrape time.
+LiveMetrics = Callable[[], Iterable["Metric"]]
+
+
+class _LiveCollector(Collector):
+    def __init__(self, source: LiveMetrics) -> None:
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._source()
+
+
+class ApiMetrics:
+    """The registry behind ``/metrics`` and the API's counters.
+
+    :param live: the server's live gauges (:func:`server_metrics`), if any.
+    :param sessions: returns the number of live sessions.
+    """
+
+    def __init__(self, live: LiveMetrics | None, sessions: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        #: HTTP requests answered, by route pattern, method and status.
+        self.requests = Counter(
+            "hotline_http_requests", "HTTP requests answered",
+            ["route", "method", "status"], registry=self.registry)
+        #: Login attempts by result (ok, failed, banned).
+        self.logins = Counter(
+            "hotline_api_logins", "Web login attempts", ["result"], registry=self.registry)
+        sessions_gauge = Gauge(
+            "hotline_api_sessions", "Live web sessions", registry=self.registry)
+        sessions_gauge.set_function(lambda: float(sessions()))
+        Info("hotline_build", "hotline version", registry=self.registry).info(
+            {"version": __version__})
+        ProcessCollector(registry=self.registry)
+        if live is not None:
+            self.registry.register(_LiveCollector(live))
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
+
+
+def server_metrics(server: HotlineServer) -> LiveMetrics:
+    """The live gauges of a running :class:`~hotline.server.HotlineServer`."""
+
+    def collect() -> Iterator[Metric]:
+        calls = server.calls.stats()
+        for key, name, text in (
+            ("calls", "hotline_calls", "Live calls"),
+            ("legs", "hotline_call_legs", "Live call legs (caller, agent, outbound)"),
+            ("endpoints", "hotline_media_endpoints", "Media endpoints held by calls"),
+            ("pending_txns", "hotline_call_pending_transactions",
+             "Outgoing INVITE transactions waiting for an answer"),
+            ("tasks", "hotline_call_tasks", "Background tasks of call control"),
+        ):
+            yield GaugeMetricFamily(name, text, value=float(calls.get(key, 0)))
+        yield GaugeMetricFamily("hotline_accepting_calls",
+                                "1 while new calls are taken, 0 while shutting down",
+                                value=1.0 if server.calls.accepting else 0.0)
+        yield GaugeMetricFamily("hotline_sip_transactions", "Live SIP transactions",
+                                value=float(server.stack.stats().get("transactions", 0)))
+        conns = GaugeMetricFamily("hotline_sip_connections",
+                                  "Open SIP connections (bound sockets for udp)",
+                                  labels=["transport"])
+        for transport, count in sorted(server.transports.stats().items()):
+            conns.add_metric([transport], float(count))
+        yield conns
+        yield GaugeMetricFamily("hotline_sip_registered_aors",
+                                "Addresses of record with a registration",
+                                value=float(len(server.calls.registrar.aors())))
+        yield GaugeMetricFamily("hotline_media_workers", "Media worker processes",
+                                value=float(server.media.n_workers))
+        yield CounterMetricFamily("hotline_media_worker_restarts",
+                                  "Media workers restarted after dying",
+                                  value=float(server.media.restarts))
+        live = len(server.recorder.handles) if server.recorder is not None else 0
+        yield GaugeMetricFamily("hotline_recordings_live", "Recordings being written",
+                                value=float(live))
+
+    return collect
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics`` (no session)."""
+    body = request.app[STATE].metrics.render()
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = CONTENT_TYPE_LATEST
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+def routes() -> list[web.RouteDef]:
+    """The metrics route."""
+    return [web.get("/metrics", metrics)]

@@ -1,0 +1,43 @@
+"""What every API handler shares, kept on the aiohttp application under :data:`STATE`.
+
+Why this exists: handlers live in several modules (auth, recordings, CDRs, metrics) and
+need the same site, database, sessions and counters; one typed object under one typed
+application key (aiohttp's ``AppKey``) keeps them from importing each other or the app
+factory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from ..config import SiteConfig
+
+if TYPE_CHECKING:
+    from .auth import Accounts, LoginLimiter, SessionStore
+    from .db import ApiDatabase
+    from .metrics import ApiMetrics
+
+__all__ = ["STATE", "ApiState"]
+
+
+@dataclass(slots=True)
+class ApiState:
+    """The shared parts of one running API."""
+
+    config: SiteConfig
+    db: ApiDatabase
+    accounts: Accounts
+    sessions: SessionStore
+    limiter: LoginLimiter
+    metrics: ApiMetrics
+    #: Naive dates and times in query parameters are in this zone (``server.timezone``,
+    #: else the machine's), as for ``hotline cdr export --since``.
+    tz: tzinfo | None
+
+
+#: The application key of :class:`ApiState`.
+STATE: web.AppKey[ApiState] = web.AppKey("hotline.api", ApiState)
