@@ -50,6 +50,7 @@ from sip.events import (
 from sip.exceptions import ProtocolError
 from sip.message import SipRequest, SipResponse, make_response
 from sip.peer import Peer
+from sip.refer import ReferRequest, build_refer_notify
 from sip.registrar import BindingSource, ContactSpec, SipRegistrar
 from sip.stack import SipStack, new_branch
 from sip.transaction import TransactionKey
@@ -61,17 +62,26 @@ from .dialplan import rewrite
 from .ivrcall import IvrRun
 from .logs import CallLogAdapter
 from .mediactl import CallMedia
+from .moh import builtin_moh
 from .netaddr import advertised_host, uri_host
 
 logger = logging.getLogger("hotline.call")
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE"
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY"
 SUPPORTED_EXTENSIONS = frozenset(("replaces", "timer", "path", "outbound"))
 KNOWN_METHODS = frozenset(
     ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
      "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH")
 )
 
+
+RINGBACK = "tone:ringback"
+"""What a transferee hears while the transfer target rings."""
+THREE_WAY_CODE = "*3"
+"""DTMF an extension sends in a call to join its held call into it (Asterisk's
+``atxferthreeway`` key)."""
+FEATURE_DIGIT_GAP = 3.0
+"""Seconds between the digits of a feature code."""
 
 RequestHandler = Callable[[SipRequest, Peer, TransactionKey | None, float], None]
 
@@ -116,6 +126,34 @@ class Leg:
     ended_at: float | None = None
     status: int | None = None
     """Final status of an outbound INVITE (its CDR disposition)."""
+    user: str | None = None
+    """The extension (agent id) behind this leg, if it is one of ours."""
+    partner: Leg | None = None
+    """For an outbound leg: the leg it was dialled for (the caller, a transferee)."""
+    joined: bool = False
+    """The leg is in the call's conversation (bridged, conferenced)."""
+    held: bool = False
+    """The leg's phone put us on hold (its last offer was sendonly/inactive)."""
+    prompt: str | None = None
+    """What we play to the leg while it has nobody to talk to (music on hold, ringback)."""
+    room: str | None = None
+    """The media room the leg's endpoint is in, as last set."""
+    digits: str = ""
+    """Recent DTMF of an extension's leg, for in-call feature codes (``*3``)."""
+    digits_at: float = 0.0
+
+
+@dataclass(eq=False)
+class BlindTransfer:
+    """A blind transfer in progress (RFC 3515): the transferee waits for the target."""
+
+    transferor: Leg
+    transferee: Leg
+    event_id: str
+    subscribe: bool
+    target: Target
+    leg: Leg | None = None
+    """The outbound leg toward the target, once dialled."""
 
 
 @dataclass(eq=False)
@@ -147,6 +185,20 @@ class Call:
     """The route's target (``ivr:NAME``); :attr:`target` is where the call is now."""
     ivr: IvrRun | None = None
     """The IVR session running on the caller's leg, if the call entered one."""
+
+    def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
+        """Endpoints for the recording's channels: the caller (left) and everyone the
+        caller talks to (right: the agent, a transfer target, a conference's others)."""
+        eps = [(i, x.ep) for i, x in enumerate(self.legs) if x.ep is not None and x.joined
+               or i == 0 and x.ep is not None]
+        return [e for i, e in eps if i == 0], [e for i, e in eps if i != 0]
+    media_key: str = ""
+    """Which media worker the call's endpoints live in (legs that may be joined later,
+    an extension's consultation call, share its first call's key)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serialises the call's room and endpoint changes in the worker."""
+    xfer: BlindTransfer | None = None
+    """A blind transfer in progress."""
 
 
 class CallControl:
@@ -183,6 +235,7 @@ class CallControl:
         self._clock = clock
         self._flush = flush
         self.access = AccessControl(config)
+        self.moh = config.server.moh or builtin_moh(config.server.data_dir)
         self.registrar = SipRegistrar(
             min_expires=config.sip.min_expires, max_expires=config.sip.max_expires,
             default_expires=min(3600, config.sip.max_expires),
@@ -293,8 +346,10 @@ class CallControl:
                         CallLogAdapter(logger, leg.call.id).info("dtmf", extra={
                             "digit": digit, "duration_ms": ms, "source": source,
                             "leg": "caller" if leg.uas else "callee"})
-                        if leg.uas and leg.call.ivr is not None:
+                        if leg.uas and leg.call.ivr is not None and not leg.call.ivr.closed:
                             leg.call.ivr.on_digit(digit, now)
+                        elif leg.user is not None:
+                            self._feature_digit(leg, digit, now)
                 case PlaybackDone(worker=w, endpoint=e, play_id=play_id, reason=reason):
                     leg = self._legs_by_ep.get((w, e))
                     run = leg.call.ivr if leg is not None else None
@@ -440,10 +495,11 @@ class CallControl:
         call = Call(id=request.call_id, caller=caller, called=called, target=target,
                     started=now, trunk=ident.trunk, user=ident.user,
                     record=route.record if route is not None else True, route=target)
+        call.media_key = self._media_key_for(ident.user) or call.id
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
-                  remote_sdp=offer, created=now)
+                  remote_sdp=offer, created=now, user=ident.user)
         call.legs.append(leg)
         call.key = call.id + ";" + leg.local_tag
         self.calls[call.key] = call
@@ -469,6 +525,16 @@ class CallControl:
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
 
+    def _media_key_for(self, user: str | None) -> str | None:
+        """The media key of a call the extension ``user`` is in, so that a consultation
+        call it makes lands in the same worker and can be joined to it later."""
+        if user is None:
+            return None
+        for leg in self._legs.values():
+            if leg.user == user and leg.call.state is not CallState.ENDED:
+                return leg.call.media_key
+        return None
+
     def _route(self, called: str, caller: str, user: str | None, *,
                from_trunk: bool) -> RouteConfig | None:
         """The route a call takes (docs/config.md ``[[routes]]``); extension to extension
@@ -488,7 +554,7 @@ class CallControl:
         try:
             # In-band detection on every caller leg: carriers and phones that do not send
             # RFC 4733 still reach IVR menus.
-            ep, answer, negotiated = await self.media.answer(leg.call.id, leg.remote_sdp,
+            ep, answer, negotiated = await self.media.answer(leg.call.media_key, leg.remote_sdp,
                                                              leg.local_host, dtmf_inband=True)
         except ProtocolError:
             if self._live(leg) and not leg.answered:
@@ -638,7 +704,7 @@ class CallControl:
     def _dial_trunk(self, call: Call, a: Leg, name: str, dialled: str, now: float) -> None:
         trunk = self.config.trunk(name)
         if trunk is None:
-            self._fail_caller(a, 404, now)
+            self._dial_failed(a, 404, now)
             return
         uri = SipUri(scheme="sip", user=dialled, host=uri_host(trunk.host), port=trunk.port)
         self._spawn(self._dial(call, a, Peer(trunk.transport, trunk.host, trunk.port),
@@ -647,7 +713,7 @@ class CallControl:
     def _dial_agent(self, call: Call, a: Leg, agent_id: str, now: float) -> None:
         bindings = self.registrar.lookup(agent_id, now)
         if not bindings:
-            self._fail_caller(a, 480, now)
+            self._dial_failed(a, 480, now)
             return
         b = bindings[0]
         uri = SipUri.parse(b.uri)
@@ -655,17 +721,18 @@ class CallControl:
         # RFC 5626-lite: reach the phone where its REGISTER came from (NAT-safe).
         peer = (Peer(src.transport, src.ip, src.port) if src is not None
                 else Peer(uri.transport, uri.host_bare, uri.port or 5060))
-        self._spawn(self._dial(call, a, peer, uri, call.caller))
+        self._spawn(self._dial(call, a, peer, uri, call.caller, user=agent_id))
 
-    async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str) -> None:
+    async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str,
+                    user: str | None = None) -> None:
         """Create both legs' endpoints, then send the INVITE toward the callee."""
         if a.ep is None and not await self._create_answer_endpoint(a):
             return
         host, _ = self._host_for(peer)
         try:
-            ep, offer = await self.media.offer(call.id, host)
+            ep, offer = await self.media.offer(call.media_key, host)
         except MediaError:
-            self._fail_caller(a, 503, self._clock())
+            self._dial_failed(a, 503, self._clock())
             return
         if not self._live(a):
             await self.media.destroy(ep)
@@ -685,16 +752,24 @@ class CallControl:
         invite.add("Content-Type", "application/sdp")
         invite.body = str(offer).encode()
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
-                invite=invite, local_host=host, ep=ep, local_sdp=offer, created=now)
+                invite=invite, local_host=host, ep=ep, local_sdp=offer, created=now,
+                user=user, partner=a)
         self.add_via(invite, peer)
         b.txn_key = self.stack.send_request(invite, peer, now)
         call.legs.append(b)
         self._legs[(call_id, tag)] = b
         self._legs_by_txn[b.txn_key] = b
         self._legs_by_ep[(ep.worker, ep.id)] = b
+        if call.xfer is not None and call.xfer.transferee is a and call.xfer.leg is None:
+            call.xfer.leg = b
 
-    def _other(self, leg: Leg) -> Leg | None:
-        return next((x for x in leg.call.legs if x is not leg), None)
+    def _dial_failed(self, a: Leg, status: int, now: float) -> None:
+        """An outbound leg dialled for ``a`` failed with ``status``."""
+        xfer = a.call.xfer
+        if xfer is not None and xfer.transferee is a:
+            self._transfer_failed(a.call, status, now)
+        else:
+            self._fail_caller(a, status, now)
 
     def _handle_response(self, response: SipResponse, key: TransactionKey, retrans: bool,
                          now: float) -> None:
@@ -713,12 +788,15 @@ class CallControl:
                     self._drop_leg(leg)
                     self._maybe_end(leg.call, leg.call.cause or "normal", now)
             return
-        a = self._other(leg)
+        a = leg.partner
         status = response.status
         if status < 200:
             if a is not None and not a.answered and status > 100 and self._live(a):
                 self._reply(a.invite, 180 if status == 180 else 183, to_tag=a.local_tag,
                             headers=(("Contact", self._contact(a.peer)),), now=now)
+            xfer = leg.call.xfer
+            if xfer is not None and xfer.leg is leg and status > 100:
+                self._notify_transferor(xfer, status, now)
             return
         self._legs_by_txn.pop(key, None)
         if status < 300:
@@ -737,8 +815,11 @@ class CallControl:
         leg.status = status
         self._drop_leg(leg)
         if a is not None and self._live(a):
-            a.call.status = status
-            self._fail_caller(a, 503 if status in (401, 407) else status, now)
+            if a.call.xfer is None:
+                a.call.status = status
+            self._dial_failed(a, 503 if status in (401, 407) else status, now)
+        else:
+            self._maybe_end(leg.call, leg.call.cause or f"sip:{status}", now)
 
     async def _connect(self, a: Leg, b: Leg, response: SipResponse) -> None:
         """The callee answered: point its endpoint at the answer, bridge, answer the caller."""
@@ -747,39 +828,50 @@ class CallControl:
             b.remote_sdp = sdplib.SessionDescription.parse(
                 response.body.decode("utf-8", "replace"))
             b.media = await self.media.accept_answer(b.ep, b.local_sdp, b.remote_sdp)
-            await self.media.bridge(a.call.id, a.ep, b.ep)
         except (ProtocolError, MediaError) as exc:
             CallLogAdapter(logger, a.call.id).warning("bridge_failed", extra={"error": str(exc)})
             now = self._clock()
             self._send_bye(b, now)
-            self._fail_caller(a, 488 if isinstance(exc, ProtocolError) else 500, now)
+            self._dial_failed(a, 488 if isinstance(exc, ProtocolError) else 500, now)
             return
+        call = a.call
         now = self._clock()
-        if self._live(a) and not a.answered:
-            self._send_answer(a, now)
-        elif self._live(a):
-            # An IVR's caller, answered before: now bridged to its target.
-            CallLogAdapter(logger, a.call.id).info("transferred", extra={
-                "target": str(a.call.target)})
-            if self._on_transfer is not None:
-                self._on_transfer(a.call)
-        else:
+        if not (self._live(a) and self._live(b)):
             self._send_bye(b, now)
+            return
+        a.joined = b.joined = True
+        await self._apply_mix(call)
+        now = self._clock()
+        if not self._live(a):
+            self._send_bye(b, now)
+        elif not a.answered:
+            self._send_answer(a, now)
+        else:
+            # An IVR's caller or a transferee, answered before: now bridged to its target.
+            xfer = call.xfer
+            if xfer is not None and xfer.leg is b:
+                call.xfer = None
+                call.target = xfer.target
+                self._notify_transferor(xfer, 200, now)
+                if self._live(xfer.transferor):
+                    self._send_bye(xfer.transferor, now)
+            CallLogAdapter(logger, call.id).info("transferred", extra={
+                "target": str(call.target)})
+            if self._on_transfer is not None:
+                self._on_transfer(call)
 
     def _handle_timeout(self, key: TransactionKey | None, now: float) -> None:
         leg = self._legs_by_txn.pop(key, None)
         if leg is None:
             return
-        if leg.uas:
-            self._drop_leg(leg)
-            self._maybe_end(leg.call, "transport", now)
-            return
-        a = self._other(leg)
+        a = leg.partner
         self._drop_leg(leg)
-        if leg.bye_sent:
+        if leg.uas:
+            self._leg_gone(leg, "transport", now)
+        elif leg.bye_sent:
             self._maybe_end(leg.call, leg.call.cause or "normal", now)
         elif a is not None and self._live(a):
-            self._fail_caller(a, 408, now)
+            self._dial_failed(a, 408, now)
         else:
             self._maybe_end(leg.call, "timeout", now)
 
@@ -791,11 +883,7 @@ class CallControl:
         self._legs_by_txn.pop(key, None)
         self._reply(leg.invite, 487, to_tag=leg.local_tag, now=now)
         self._drop_leg(leg)
-        other = self._other(leg)
-        if other is not None and not other.answered and self._live(other):
-            other.cancelled = True
-            self.stack.cancel(other.txn_key, now)
-        self._maybe_end(leg.call, "cancel", now)
+        self._leg_gone(leg, "cancel", now)
 
     def _handle_ack_timeout(self, call_id: str, now: float) -> None:
         for leg in [x for x in self._legs.values() if x.call_id == call_id and x.uas]:
@@ -812,20 +900,12 @@ class CallControl:
                 return
         if method == "BYE":
             self._reply(request, 200, now=now)
-            leg.call.cause = leg.call.cause or ("caller_bye" if leg.uas else "callee_bye")
             self._drop_leg(leg)
-            other = self._other(leg)
-            if other is not None and self._live(other):
-                if other.answered:
-                    self._send_bye(other, now)
-                elif other.uas:
-                    self._end_leg_unanswered(other, 487, now)
-                else:
-                    other.cancelled = True
-                    self.stack.cancel(other.txn_key, now)
-            self._maybe_end(leg.call, leg.call.cause, now)
+            self._leg_gone(leg, "caller_bye" if leg.uas else "callee_bye", now)
         elif method == "INVITE":
             self._handle_reinvite(leg, request, now)
+        elif method == "REFER":
+            self._handle_refer(leg, request, now)
         elif method in ("OPTIONS", "INFO", "UPDATE", "NOTIFY"):
             self._reply(request, 200, now=now)
         else:
@@ -862,6 +942,191 @@ class CallControl:
         leg.remote_sdp, leg.local_sdp, leg.media = offer, answer, negotiated
         self._reply(request, 200, headers=headers + (("Content-Type", "application/sdp"),),
                     body=str(answer).encode(), now=self._clock())
+        held = sdplib.is_hold(offer)
+        if held != leg.held and self._live(leg):
+            leg.held = held
+            CallLogAdapter(logger, leg.call.id).info("hold" if held else "resume", extra={
+                "leg": "caller" if leg.uas else "callee"})
+            await self._apply_mix(leg.call)
+
+    # -- transfer and conference -------------------------------------------------------
+    def _handle_refer(self, leg: Leg, request: SipRequest, now: float) -> None:
+        """REFER in an answered call: blind transfer, or attended with Replaces (RFC
+        3515, RFC 3891 §6.1). The transferee is the one other leg in the conversation."""
+        log = CallLogAdapter(logger, leg.call.id)
+        try:
+            refer = ReferRequest.from_request(request)
+        except ProtocolError as exc:
+            self._reply(request, exc.status_hint,
+                        headers=(("Warning", f'399 hotline "{exc}"'),), now=now)
+            return
+        call = leg.call
+        others = [x for x in call.legs if x is not leg and x.joined and self._live(x)]
+        if not leg.joined or len(others) != 1 or call.xfer is not None:
+            self._reply(request, 403, headers=(
+                ("Warning", '399 hotline "transfer needs a two-party call"'),), now=now)
+            return
+        transferee = others[0]
+        if refer.refer_to.replaces is not None:
+            self._attended_transfer(leg, transferee, request, refer, now)
+            return
+        dialled = refer.refer_to.uri.user or ""
+        route = self._route(dialled, call.caller, leg.user, from_trunk=leg.user is None)
+        target = route.to if route is not None else None
+        if target is None or target.kind not in ("agent", "trunk"):
+            log.info("transfer_refused", extra={"target": dialled})
+            self._reply(request, 404 if target is None else 488, now=now)
+            return
+        self._reply(request, 202, headers=tuple(refer.accept_headers()), now=now)
+        xfer = BlindTransfer(leg, transferee, refer.event_id, refer.subscribe, target)
+        call.xfer = xfer
+        self._notify_transferor(xfer, 100, now)
+        log.info("blind_transfer", extra={"target": str(target)})
+        # The transferor leaves the conversation; the transferee hears ringback.
+        leg.joined = False
+        self._remix(call)
+        if target.kind == "agent":
+            self._dial_agent(call, transferee, target.arg or "", now)
+        else:
+            assert route is not None
+            self._dial_trunk(call, transferee, target.arg or "",
+                             rewrite(dialled, route.strip, route.prepend), now)
+
+    def _notify_transferor(self, xfer: BlindTransfer, status: int, now: float) -> None:
+        leg = xfer.transferor
+        if not xfer.subscribe or leg.dialog is None or not self._live(leg) or leg.bye_sent:
+            return
+        notify = build_refer_notify(leg.dialog, xfer.event_id, status)
+        notify.set("Max-Forwards", "70")
+        self.add_via(notify, leg.peer)
+        self.stack.send_request(notify, leg.peer, now)
+
+    def _transfer_failed(self, call: Call, status: int, now: float) -> None:
+        """The transfer target did not answer: back to the transferor, if still there."""
+        xfer = call.xfer
+        assert xfer is not None
+        call.xfer = None
+        CallLogAdapter(logger, call.id).info("transfer_failed", extra={"status": status})
+        self._notify_transferor(xfer, status if status >= 300 else 500, now)
+        if self._live(xfer.transferor) and not xfer.transferor.bye_sent:
+            xfer.transferor.joined = True
+            self._remix(call)
+        else:
+            self.hangup(call, now, "transfer_failed")
+
+    def _attended_transfer(self, leg: Leg, transferee: Leg, request: SipRequest,
+                           refer: ReferRequest, now: float) -> None:
+        """The transferor (``leg``) talks to the target in another call (the dialog the
+        Replaces names): join the transferee and the target, release the transferor's
+        two legs."""
+        replaces = refer.refer_to.replaces
+        assert replaces is not None
+        replaced = next((x for x in self._legs.values()
+                         if x.dialog is not None and replaces.matches(x.dialog)), None)
+        if replaced is None or replaced.call is leg.call or not replaced.joined:
+            self._reply(request, 481 if replaced is None else 403, now=now)
+            return
+        if not self._merge(leg.call, replaced.call, drop=(leg, replaced), now=now,
+                           cause="transferred", retarget=True):
+            self._reply(request, 488, headers=(
+                ("Warning", '399 hotline "the calls are on different media workers"'),),
+                now=now)
+            return
+        self._reply(request, 202, headers=tuple(refer.accept_headers()), now=now)
+        xfer = BlindTransfer(leg, transferee, refer.event_id, refer.subscribe, leg.call.target)
+        self._notify_transferor(xfer, 200, now)
+        CallLogAdapter(logger, leg.call.id).info("attended_transfer", extra={
+            "joined": replaced.call.id})
+
+    def _merge(self, into: Call, other: Call, drop: tuple[Leg, ...], now: float, *,
+               cause: str, retarget: bool = False) -> bool:
+        """Move ``other``'s conversation into ``into`` (one room, one recording), BYE the
+        legs in ``drop``; ``other`` ends with ``cause`` when its last leg goes. With
+        ``retarget``, an extension among the moved legs becomes the call's agent. False
+        if the two calls' media live in different workers (they cannot share a room)."""
+        moving = [x for x in other.legs if self._live(x) and x.joined and x not in drop]
+        eps = [x.ep for x in into.legs + moving if self._live(x) and x.ep is not None]
+        if not moving or len({e.worker for e in eps}) > 1:
+            return False
+        for x in moving:
+            other.legs.remove(x)
+            into.legs.append(x)
+            x.call = into
+            if retarget and x.user is not None:
+                into.target = Target("agent", x.user)
+        other.cause = other.cause or cause
+        for x in drop:
+            x.joined = False
+        self._remix(into)
+        for x in drop:
+            self._send_bye(x, now)
+        self._maybe_end(other, cause, now)
+        if self._on_transfer is not None:
+            self._on_transfer(into)
+        return True
+
+    def _feature_digit(self, leg: Leg, digit: str, now: float) -> None:
+        """In-call feature codes from an extension's phone: ``*3`` joins the call the
+        extension put on hold into this one (three-way conference)."""
+        if now - leg.digits_at > FEATURE_DIGIT_GAP:
+            leg.digits = ""
+        leg.digits = (leg.digits + digit)[-len(THREE_WAY_CODE):]
+        leg.digits_at = now
+        if leg.digits != THREE_WAY_CODE or leg.user is None or not leg.joined:
+            return
+        leg.digits = ""
+        held = next((x for x in self._legs.values()
+                     if x.user == leg.user and x.call is not leg.call and x.held
+                     and x.joined and x.call.state is CallState.ANSWERED), None)
+        log = CallLogAdapter(logger, leg.call.id)
+        if held is None:
+            log.info("three_way_refused", extra={"reason": "no held call"})
+            return
+        if self._merge(held.call, leg.call, drop=(held,), now=now, cause="conferenced"):
+            log.info("three_way", extra={"joined": held.call.id})
+        else:
+            log.info("three_way_refused", extra={"reason": "different media workers"})
+
+    # -- mixing --------------------------------------------------------------------------
+    def _remix(self, call: Call) -> None:
+        self._spawn(self._apply_mix(call))
+
+    async def _apply_mix(self, call: Call) -> None:
+        """Put the call's room in the worker in line with its legs: everyone joined and
+        not holding hears everyone else; a leg left alone hears music on hold (or
+        ringback while a transfer target rings)."""
+        async with call.lock:
+            live = [x for x in call.legs if self._live(x) and x.ep is not None]
+            talking = [x for x in live if x.joined and not x.held]
+            try:
+                for x in talking:
+                    if x.room is not None and x.room != call.id:
+                        await self.media.room(x.room, [])
+                        x.room = None
+                if len(talking) >= 2:
+                    await self.media.room(call.id, [x.ep for x in talking if x.ep is not None])
+                    for x in talking:
+                        x.room = call.id
+                elif any(x.room == call.id for x in live):
+                    await self.media.room(call.id, [])
+                    for x in live:
+                        x.room = None
+                alone = talking[0] if len(talking) == 1 else None
+                want: dict[int, str | None] = {id(x): None for x in live}
+                if alone is not None and (call.xfer is not None
+                                          or any(x.held and x.joined for x in live)):
+                    want[id(alone)] = RINGBACK if call.xfer is not None else self.moh
+                for x in live:
+                    prompt = want[id(x)]
+                    if x.prompt == prompt or x.ep is None:
+                        continue
+                    if prompt is None:
+                        await self.media.stop_play(x.ep)
+                    else:
+                        await self.media.play(x.ep, prompt, loop=True)
+                    x.prompt = prompt
+            except MediaError as exc:
+                CallLogAdapter(logger, call.id).warning("mix_failed", extra={"error": str(exc)})
 
     def _send_bye(self, leg: Leg, now: float) -> None:
         if leg.bye_sent:
@@ -870,6 +1135,7 @@ class CallControl:
             self._drop_leg(leg)
             return
         leg.bye_sent = True
+        leg.joined = False
         bye = leg.dialog.create_request("BYE")
         bye.set("Max-Forwards", "70")
         self.add_via(bye, leg.peer)
@@ -891,6 +1157,33 @@ class CallControl:
                 self.stack.cancel(leg.txn_key, now)
         self._maybe_end(call, cause, now)
 
+    def _leg_gone(self, leg: Leg, cause: str, now: float) -> None:
+        """A leg ended (BYE, CANCEL, transport failure): keep the rest of the call if it
+        is still a conversation or a transfer waits for its target, else end it."""
+        call = leg.call
+        xfer = call.xfer
+        if xfer is not None and leg is xfer.transferee:
+            call.xfer = None
+            self._notify_transferor(xfer, 487, now)
+        live = [x for x in call.legs if self._live(x)]
+        joined = [x for x in live if x.joined]
+        pending = [x for x in live if not x.uas and not x.answered
+                   and x.partner is not None and self._live(x.partner)]
+        if len(joined) >= 2 or pending:
+            self._remix(call)
+            self._maybe_end(call, cause, now)
+            return
+        call.cause = call.cause or cause
+        for x in live:
+            if x.answered:
+                self._send_bye(x, now)
+            elif x.uas:
+                self._end_leg_unanswered(x, 487, now)
+            else:
+                x.cancelled = True
+                self.stack.cancel(x.txn_key, now)
+        self._maybe_end(call, call.cause, now)
+
     # -- bookkeeping ---------------------------------------------------------------
     def _live(self, leg: Leg) -> bool:
         return (leg.call_id, leg.local_tag) in self._legs
@@ -906,13 +1199,14 @@ class CallControl:
         if ep is not None:
             leg.ep = None
             self._legs_by_ep.pop((ep.worker, ep.id), None)
-            self._spawn(self._destroy(ep))
+            self._spawn(self._destroy(leg.call, ep))
 
-    async def _destroy(self, ep: EndpointHandle) -> None:
-        try:
-            await self.media.destroy(ep)
-        except MediaError:
-            pass  # the worker is gone, and the endpoint with it
+    async def _destroy(self, call: Call, ep: EndpointHandle) -> None:
+        async with call.lock:  # after the room changes queued before it
+            try:
+                await self.media.destroy(ep)
+            except MediaError:
+                pass  # the worker is gone, and the endpoint with it
 
     def _maybe_end(self, call: Call, cause: str, now: float) -> None:
         if any(self._live(x) for x in call.legs) or call.state is CallState.ENDED:

@@ -268,6 +268,9 @@ class ServerConfig:
     external_ip: str | None = None
     #: IANA time zone for route ``time``/``days``; None uses the system's local zone.
     timezone: str | None = None
+    #: Music on hold for a party whose other side holds (queues have their own ``moh``);
+    #: None uses the built-in melody.
+    moh: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -1186,6 +1189,7 @@ class _Loader:
             data_dir=self.path(t, "data_dir", str(d.data_dir)),
             external_ip=external_ip,
             timezone=tz,
+            moh=self.prompt(t, "moh", None),
         )
         t.done()
         return cfg

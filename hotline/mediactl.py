@@ -97,9 +97,14 @@ class CallMedia:
         """Two legs hear each other."""
         await self.pool.set_room(room, [a, b])
 
-    async def play(self, ep: EndpointHandle, prompt: str) -> int:
+    async def room(self, name: str, eps: list[EndpointHandle]) -> None:
+        """Everyone in ``eps`` hears everyone else (a bridge for two, a conference for
+        more); an empty list dissolves the room."""
+        await self.pool.set_room(name, eps)
+
+    async def play(self, ep: EndpointHandle, prompt: str, *, loop: bool = False) -> int:
         """Play a prompt (file under the data dir, ``tts:``, ``tone:``); returns its play id."""
-        return await self.pool.play(ep, prompt)
+        return await self.pool.play(ep, prompt, loop=loop)
 
     async def stop_play(self, ep: EndpointHandle) -> bool:
         """Stop the endpoint's prompt (barge-in); True if something was playing."""

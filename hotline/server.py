@@ -278,8 +278,7 @@ class HotlineServer:
             else:
                 call.recording_id = rec_id
                 row["recording_id"] = rec_id
-                left = [x.ep for x in call.legs if x.uas and x.ep is not None]
-                right = [x.ep for x in call.legs if not x.uas and x.ep is not None]
+                left, right = call.recording_sides()
                 self._spawn(self._attach_recording(rec_id, left, right))
         self._queue_cdr(("insert", row))
         call.cdr_open = True
@@ -294,8 +293,7 @@ class HotlineServer:
             if agent is not None:
                 self.recorder.add_agent(call.recording_id, agent,
                                         self._wall(self.loop.time()))
-            left = [x.ep for x in call.legs if x.uas and x.ep is not None]
-            right = [x.ep for x in call.legs if not x.uas and x.ep is not None]
+            left, right = call.recording_sides()
             self._spawn(self._attach_recording(call.recording_id, left, right))
 
     async def _attach_recording(self, rec_id: str, left: list[EndpointHandle],
