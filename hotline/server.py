@@ -345,14 +345,14 @@ class HotlineServer:
             else:
                 leg_disp = "failed"
             self._queue_cdr(("insert", {
-                "call_id": call.id, "leg": "agent" if call.target.kind == "agent" else "outbound",
+                "call_id": call.id, "leg": "agent" if leg.user is not None else "outbound",
                 "direction": "outbound" if call.target.kind == "trunk" else "internal",
                 "start_time": self._wall(leg.created),
                 "answer_time": self._wall(leg.answered_at) if leg.answered_at else None,
                 "end_time": self._wall(leg_end), "caller": call.caller,
                 "callee": leg.invite.uri.user or "", "route": str(call.route or call.target),
                 "trunk": call.target.arg if call.target.kind == "trunk" else None,
-                "agent": call.target.arg if call.target.kind == "agent" else None,
+                "agent": leg.user,
                 "disposition": leg_disp,
                 "hangup_cause": call.cause if leg.answered_at else str(status or call.cause),
                 "billsec": int(leg_end - leg.answered_at) if leg.answered_at else 0,

@@ -1,10 +1,13 @@
-"""Real peers for end-to-end tests: a hotline server process, SIPp and baresip runners.
+"""Real peers for end-to-end tests: a hotline server process, SIPp, baresip and PJSIP
+phone runners.
 
 Everything runs on loopback with free ports and is bounded in time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -16,6 +19,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -289,3 +293,78 @@ class Baresip:
                 return m.group(0)
             time.sleep(0.1)
         raise TimeoutError(f"baresip output never matched {pattern!r}:\n{self.log()}")
+
+
+class PjPhone:
+    """A PJSIP phone (tests/e2e/pjphone.py) in a subprocess: commands in, events out.
+
+    Each call's received audio is recorded to ``workdir/call-N.wav``; ``tone`` is what
+    the phone sends into every call.
+    """
+
+    def __init__(self, workdir: Path, user: str, password: str, server_port: int,
+                 tone: Path) -> None:
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.user = user
+        cfg = {"user": user, "password": password, "server": f"127.0.0.1:{server_port}",
+               "port": free_port(), "tone": str(tone), "dir": str(workdir)}
+        (workdir / "phone.json").write_text(json.dumps(cfg))
+        self.events: list[dict[str, Any]] = []
+        self._seen = 0
+        self._buf = b""
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("pjphone.py")),
+             str(workdir / "phone.json")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=open(workdir / "stderr.log", "wb"),  # noqa: SIM115
+        )
+        os.set_blocking(self.proc.stdout.fileno(), False)  # type: ignore[union-attr]
+
+    def send(self, cmd: str, **args: Any) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write((json.dumps({"cmd": cmd, **args}) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        try:
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+        except BlockingIOError:
+            return
+        self._buf += chunk
+        while b"\n" in self._buf:
+            line, self._buf = self._buf.split(b"\n", 1)
+            with contextlib.suppress(ValueError):
+                self.events.append(json.loads(line))
+
+    def wait(self, timeout: float = 10.0, **match: Any) -> dict[str, Any]:
+        """Wait for the next event (after the last one waited for) matching ``match``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self._read()
+            while self._seen < len(self.events):
+                ev = self.events[self._seen]
+                self._seen += 1
+                if all(ev.get(k) == v for k, v in match.items()):
+                    return ev
+            time.sleep(0.02)
+        raise TimeoutError(f"{self.user}: no event {match} in {timeout}s; got {self.events}")
+
+    def has(self, **match: Any) -> bool:
+        """Whether any event so far matches ``match``."""
+        self._read()
+        return any(all(ev.get(k) == v for k, v in match.items()) for ev in self.events)
+
+    def recording(self, call: int) -> Path:
+        return self.workdir / f"call-{call}.wav"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.send("quit")
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -1,0 +1,246 @@
+"""In-call features between real phones (PJSIP): hold with music on hold, blind transfer
+(REFER), attended transfer (REFER with Replaces), three-way conference (``*3``).
+
+Each phone sends its own tone (A 700 Hz, B 1100 Hz, C 1500 Hz) and records what it
+hears per call, so "who hears whom" is read from the spectrum of those recordings.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+import urllib.request
+import wave
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hotline.moh import NOTES_HZ
+
+from .peers import HotlineProcess, PjPhone
+
+pytestmark = pytest.mark.e2e
+
+A_HZ, B_HZ, C_HZ = 700, 1100, 1500
+EXTRA_AGENT = """
+[[agents]]
+id = "1003"
+name = "Zhang Min"
+password = "pw-1003-secret"
+"""
+
+
+def _tone(path: Path, hz: int) -> Path:
+    t = np.arange(8000 * 4) / 8000
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def _read(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        rate = w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(float)
+    return pcm, rate
+
+
+def _levels(pcm: np.ndarray, rate: int, freqs: list[float], frame_s: float = 0.2
+            ) -> np.ndarray:
+    """Per frame, the amplitude of each frequency in ``freqs`` (Goertzel-like DFT bins)."""
+    n = int(rate * frame_s)
+    frames = len(pcm) // n
+    out = np.zeros((frames, len(freqs)))
+    t = np.arange(n) / rate
+    win = np.hanning(n)
+    for i in range(frames):
+        seg = pcm[i * n:(i + 1) * n] * win
+        for j, f in enumerate(freqs):
+            out[i, j] = abs(np.dot(seg, np.exp(-2j * np.pi * f * t))) * 2 / win.sum()
+    return out
+
+
+def _hears(path: Path, hz: float, last_s: float = 1.5, level: float = 500.0) -> bool:
+    """Whether the last ``last_s`` seconds of a recording carry a tone at ``hz``."""
+    pcm, rate = _read(path)
+    tail = pcm[-int(rate * last_s):]
+    lv = _levels(tail, rate, [hz])
+    return bool(np.median(lv[:, 0]) > level)
+
+
+@pytest.fixture
+def site(hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+         ) -> Iterator[tuple[HotlineProcess, Callable[[str], PjPhone]]]:
+    server = hotline_factory(EXTRA_AGENT)
+    phones: list[PjPhone] = []
+    tones = {"1001": A_HZ, "1002": B_HZ, "1003": C_HZ}
+
+    def phone(user: str) -> PjPhone:
+        p = PjPhone(tmp_path / f"phone-{user}", user, f"pw-{user}-secret", server.sip_port,
+                    _tone(tmp_path / f"tone-{user}.wav", tones[user]))
+        phones.append(p)
+        ev = p.wait(event="registered", timeout=10)
+        assert ev["code"] == 200, (ev, server.log()[-3000:])
+        return p
+
+    yield server, phone
+    for p in phones:
+        p.stop()
+
+
+def _live_calls(server: HotlineProcess) -> float:
+    port = server.http_port  # type: ignore[attr-defined]
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for line in text.splitlines():
+        if line.startswith("hotline_calls "):
+            return float(line.split()[1])
+    raise AssertionError("no hotline_calls gauge in /metrics:\n" + text[:2000])
+
+
+def _settled(server: HotlineProcess, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _live_calls(server) == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"calls left over:\n{server.log()[-4000:]}")
+
+
+def test_hold_plays_music_on_hold_and_resume_restores_the_talk(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b = phone("1001"), phone("1002")
+    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+    b.wait(event="incoming", timeout=10)
+    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    time.sleep(2.0)
+    a.send("hold", call=0)
+    a.wait(event="media", call=0, status="local_hold", timeout=10)
+    time.sleep(3.0)
+    a.send("unhold", call=0)
+    a.wait(event="media", call=0, status="active", timeout=10)
+    time.sleep(2.0)
+    a.send("hangup", call=0)
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    b.stop()
+    pcm, rate = _read(b.recording(0))
+    notes = sorted({f for f in NOTES_HZ if f})
+    lv = _levels(pcm, rate, [A_HZ, *notes])
+    talk = lv[:, 0] > 500
+    music = (lv[:, 1:].max(axis=1) > 200) & ~talk
+    first_music = int(np.argmax(music))
+    assert music.sum() >= 8, (music.astype(int).tolist(), talk.astype(int).tolist())
+    # Talk, then music while held (never the held phone's tone), then talk again.
+    assert talk[:first_music].sum() >= 5
+    last_music = len(music) - 1 - int(np.argmax(music[::-1]))
+    assert talk[last_music + 1:].sum() >= 5
+    assert talk[first_music:last_music + 1].sum() <= 2
+    log = server.log()
+    assert "event=hold leg=caller" in log and "event=resume leg=caller" in log
+    _settled(server)
+
+
+def test_blind_transfer_connects_the_caller_to_the_target(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b, c = phone("1001"), phone("1002"), phone("1003")
+    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+    b.wait(event="incoming", timeout=10)
+    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    time.sleep(1.0)
+    b.send("xfer", call=0, uri=f"sip:1003@127.0.0.1:{server.sip_port}")
+    c.wait(event="incoming", timeout=10)
+    c.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    ev = b.wait(event="xfer_status", call=0, final=True, timeout=10)
+    assert ev["code"] == 200, ev
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    time.sleep(2.5)
+    # A never saw a new call: its one dialog now carries C.
+    assert not a.has(event="state", call=0, state="DISCONNECTED")
+    a.send("hangup", call=0)
+    c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    for p in (a, c):
+        p.stop()
+    assert _hears(a.recording(0), C_HZ) and not _hears(a.recording(0), B_HZ)
+    assert _hears(c.recording(0), A_HZ)
+    log = server.log()
+    assert "event=blind_transfer target=agent:1003" in log and "event=transferred" in log
+    _settled(server)
+
+
+def test_attended_transfer_joins_the_held_caller_and_the_consulted_agent(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b, c = phone("1001"), phone("1002"), phone("1003")
+    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+    b.wait(event="incoming", timeout=10)
+    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    b.send("hold", call=0)
+    b.wait(event="media", call=0, status="local_hold", timeout=10)
+    b.send("call", uri=f"sip:1003@127.0.0.1:{server.sip_port}")  # the consultation
+    c.wait(event="incoming", timeout=10)
+    b.wait(event="state", call=1, state="CONFIRMED", timeout=10)
+    time.sleep(1.5)
+    b.send("xfer_replaces", call=0, dest=1)
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    b.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
+    time.sleep(2.5)
+    assert not a.has(event="state", call=0, state="DISCONNECTED")
+    assert not c.has(event="state", call=0, state="DISCONNECTED")
+    a.send("hangup", call=0)
+    c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    for p in (a, b, c):
+        p.stop()
+    # A and C talk; B (who left) is heard by neither, and A no longer hears music.
+    assert _hears(a.recording(0), C_HZ) and not _hears(a.recording(0), B_HZ)
+    assert _hears(c.recording(0), A_HZ) and not _hears(c.recording(0), B_HZ)
+    assert not _hears(a.recording(0), NOTES_HZ[0], level=200)
+    assert "event=attended_transfer" in server.log()
+    _settled(server)
+    server.stop()
+    with sqlite3.connect(server.data_dir / "hotline.db") as db:
+        rows = db.execute("SELECT leg, callee, agent, hangup_cause, recording_id FROM cdr"
+                          " ORDER BY start_time, leg").fetchall()
+        linked = {r[0] for r in db.execute("SELECT agent_id FROM recording_agents")}
+    callers = [r for r in rows if r[0] == "caller"]
+    # A's contact: one CDR and one recording, ending with the agent it was handed to;
+    # B's consultation call ended as transferred.
+    first = next(r for r in callers if r[1] == "1002")
+    assert first[2] == "1003" and first[3] == "caller_bye" and first[4], rows
+    assert any(r[1] == "1003" and r[3] == "transferred" for r in callers), rows
+    assert {r[2] for r in rows if r[0] == "agent"} == {"1002", "1003"}, rows
+    assert {"1002", "1003"} <= linked, linked
+
+
+def test_star3_makes_a_three_way_call_of_the_held_and_the_consulted_party(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b, c = phone("1001"), phone("1002"), phone("1003")
+    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+    b.wait(event="incoming", timeout=10)
+    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    b.send("hold", call=0)
+    b.wait(event="media", call=0, status="local_hold", timeout=10)
+    b.send("call", uri=f"sip:1003@127.0.0.1:{server.sip_port}")
+    c.wait(event="incoming", timeout=10)
+    b.wait(event="state", call=1, state="CONFIRMED", timeout=10)
+    time.sleep(1.0)
+    b.send("dtmf", call=1, digits="*3")
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)  # the held call is folded in
+    time.sleep(3.0)
+    b.send("hangup", call=1)  # B leaves; A and C go on talking
+    time.sleep(2.5)
+    assert not a.has(event="state", call=0, state="DISCONNECTED")
+    a.send("hangup", call=0)
+    c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    for p in (a, b, c):
+        p.stop()
+    pcm, rate = _read(b.recording(1))
+    tail = pcm[-int(rate * 4.5):-int(rate * 1.0)]
+    lv = np.median(_levels(tail, rate, [A_HZ, C_HZ]), axis=0)
+    assert (lv > 500).all(), lv  # B heard both A and C
+    assert _hears(a.recording(0), C_HZ)
+    assert _hears(c.recording(0), A_HZ)
+    assert "event=three_way" in server.log()
+    _settled(server)
