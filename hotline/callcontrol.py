@@ -52,6 +52,13 @@ from sip.message import SipRequest, SipResponse, make_response
 from sip.peer import Peer
 from sip.refer import ReferRequest, build_refer_notify
 from sip.registrar import BindingSource, ContactSpec, SipRegistrar
+from sip.session_timer import (
+    SessionTimer,
+    SessionTimerRequest,
+    UasTimerDecision,
+    negotiate_uas,
+    refresh_method,
+)
 from sip.stack import SipStack, new_branch
 from sip.transaction import TransactionKey
 from sip.uri import SipUri
@@ -69,6 +76,8 @@ logger = logging.getLogger("hotline.call")
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, INFO, UPDATE, REFER, NOTIFY"
 SUPPORTED_EXTENSIONS = frozenset(("replaces", "timer", "path", "outbound"))
+SUPPORTED = "replaces, timer"
+"""What our INVITEs and 2xx advertise in Supported."""
 KNOWN_METHODS = frozenset(
     ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK",
      "SUBSCRIBE", "NOTIFY", "REFER", "MESSAGE", "PUBLISH")
@@ -141,6 +150,13 @@ class Leg:
     digits: str = ""
     """Recent DTMF of an extension's leg, for in-call feature codes (``*3``)."""
     digits_at: float = 0.0
+    timer_offer: UasTimerDecision | None = None
+    """The session timer agreed for our 2xx to the leg's INVITE (RFC 4028)."""
+    timer: SessionTimer | None = None
+    """The leg's running session timer."""
+    timer_handle: asyncio.TimerHandle | None = None
+    peer_allow: SipRequest | SipResponse | None = None
+    """The peer's message carrying its Allow (its INVITE, or its 2xx to ours)."""
 
 
 @dataclass(eq=False)
@@ -244,6 +260,8 @@ class CallControl:
         self._legs: dict[tuple[str, str], Leg] = {}
         self._legs_by_txn: dict[object, Leg] = {}
         self._legs_by_ep: dict[tuple[int, int], Leg] = {}
+        self._refreshes: dict[object, Leg] = {}
+        """Our session-refresh transactions (RFC 4028) and their legs."""
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_cdr = on_cdr
         self._on_answer = on_answer
@@ -492,6 +510,15 @@ class CallControl:
         except ProtocolError as exc:
             self._reply(request, 400, headers=(("Warning", f'399 hotline "{exc}"'),), now=now)
             return
+        try:
+            timer_offer = negotiate_uas(request)
+        except ProtocolError as exc:
+            self._reply(request, 400, headers=(("Warning", f'399 hotline "{exc}"'),), now=now)
+            return
+        if timer_offer.status is not None:  # 422: the interval is below our Min-SE
+            self._reply(request, timer_offer.status, to_tag=new_tag(),
+                        headers=timer_offer.headers, now=now)
+            return
         call = Call(id=request.call_id, caller=caller, called=called, target=target,
                     started=now, trunk=ident.trunk, user=ident.user,
                     record=route.record if route is not None else True, route=target)
@@ -499,7 +526,8 @@ class CallControl:
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
-                  remote_sdp=offer, created=now, user=ident.user)
+                  remote_sdp=offer, created=now, user=ident.user, timer_offer=timer_offer,
+                  peer_allow=request)
         call.legs.append(leg)
         call.key = call.id + ";" + leg.local_tag
         self.calls[call.key] = call
@@ -668,10 +696,13 @@ class CallControl:
         resp = make_response(
             leg.invite, 200, to_tag=leg.local_tag,
             headers=(("Contact", self._contact(leg.peer)), ("Allow", ALLOW),
-                     ("Server", self.config.sip.user_agent),
+                     ("Supported", SUPPORTED), ("Server", self.config.sip.user_agent),
                      ("Content-Type", "application/sdp")),
             body=str(leg.local_sdp).encode(),
         )
+        if leg.timer_offer is not None:
+            leg.timer_offer.apply(resp)
+            self._start_session_timer(leg, leg.timer_offer.timer, now)
         leg.dialog = SipDialog.from_uas(leg.invite, resp)
         self.stack.send_response(resp, now)
         leg.answered = True
@@ -748,7 +779,9 @@ class CallControl:
         invite.add("CSeq", "1 INVITE")
         invite.add("Contact", self._contact(peer))
         invite.add("Allow", ALLOW)
+        invite.add("Supported", SUPPORTED)
         invite.add("User-Agent", self.config.sip.user_agent)
+        SessionTimerRequest.initial().apply(invite)
         invite.add("Content-Type", "application/sdp")
         invite.body = str(offer).encode()
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
@@ -773,6 +806,10 @@ class CallControl:
 
     def _handle_response(self, response: SipResponse, key: TransactionKey, retrans: bool,
                          now: float) -> None:
+        if key in self._refreshes:
+            if response.status >= 200:
+                self._refreshed(self._refreshes.pop(key), response, now)
+            return
         leg = self._legs_by_txn.get(key)
         if leg is None:
             leg = self._legs.get((response.call_id, response.from_tag or ""))
@@ -802,6 +839,12 @@ class CallControl:
         if status < 300:
             leg.dialog = SipDialog.from_uac(leg.invite, response)
             self.stack.send_ack(leg.dialog.create_ack(response), leg.peer, now)
+            leg.peer_allow = response
+            try:
+                self._start_session_timer(
+                    leg, SessionTimerRequest.initial().negotiated(response), now)
+            except ProtocolError:
+                pass  # a malformed Session-Expires in their 2xx: no timer, the call goes on
             leg.answered = True
             leg.answered_at = now
             leg.status = status
@@ -861,6 +904,10 @@ class CallControl:
                 self._on_transfer(call)
 
     def _handle_timeout(self, key: TransactionKey | None, now: float) -> None:
+        refreshed = self._refreshes.pop(key, None)
+        if refreshed is not None:  # the refresh got no answer: the peer is gone
+            self._end_leg(refreshed, "session_refresh_failed", now)
+            return
         leg = self._legs_by_txn.pop(key, None)
         if leg is None:
             return
@@ -906,14 +953,23 @@ class CallControl:
             self._handle_reinvite(leg, request, now)
         elif method == "REFER":
             self._handle_refer(leg, request, now)
-        elif method in ("OPTIONS", "INFO", "UPDATE", "NOTIFY"):
+        elif method == "UPDATE":
+            decision = self._refresh_received(leg, request, now)
+            if decision is not None:
+                self._reply(request, 200, headers=decision.headers, now=now)
+        elif method in ("OPTIONS", "INFO", "NOTIFY"):
             self._reply(request, 200, now=now)
         else:
             self._reply(request, 501, headers=(("Allow", ALLOW),), now=now)
 
     def _handle_reinvite(self, leg: Leg, request: SipRequest, now: float) -> None:
-        """Re-INVITE (target refresh, hold/resume): answer on the same endpoint."""
-        headers: tuple[tuple[str, str], ...] = (("Contact", self._contact(leg.peer)),)
+        """Re-INVITE (target refresh, hold/resume, session refresh): answer on the same
+        endpoint."""
+        decision = self._refresh_received(leg, request, now)
+        if decision is None:
+            return
+        headers: tuple[tuple[str, str], ...] = (
+            ("Contact", self._contact(leg.peer)), *decision.headers)
         if not request.body or leg.ep is None:
             body = str(leg.local_sdp).encode() if leg.local_sdp is not None else b""
             if body:
@@ -948,6 +1004,108 @@ class CallControl:
             CallLogAdapter(logger, leg.call.id).info("hold" if held else "resume", extra={
                 "leg": "caller" if leg.uas else "callee"})
             await self._apply_mix(leg.call)
+
+    # -- session timers (RFC 4028) -----------------------------------------------------
+    def _refresh_received(self, leg: Leg, request: SipRequest,
+                          now: float) -> UasTimerDecision | None:
+        """A re-INVITE/UPDATE from the peer: negotiate its session timer and restart
+        ours (any 2xx refreshes the session). None if we answered it already (422/400)."""
+        try:
+            decision = negotiate_uas(request)
+        except ProtocolError as exc:
+            self._reply(request, exc.status_hint, now=now)
+            return None
+        if decision.status is not None:
+            self._reply(request, decision.status, headers=decision.headers, now=now)
+            return None
+        if decision.timer is not None or leg.timer is not None:
+            self._start_session_timer(leg, decision.timer, now)
+        return decision
+
+    def _start_session_timer(self, leg: Leg, timer: SessionTimer | None, now: float) -> None:
+        if leg.timer_handle is not None:
+            leg.timer_handle.cancel()
+            leg.timer_handle = None
+        leg.timer = timer
+        if timer is None:
+            return
+        delay = timer.next_deadline(now) - now
+        leg.timer_handle = asyncio.get_running_loop().call_at(
+            self._clock() + delay, self._session_timer_fired, leg)
+
+    def _session_timer_fired(self, leg: Leg) -> None:
+        leg.timer_handle = None
+        now = self._clock()
+        timer = leg.timer
+        if timer is None or not self._live(leg) or leg.bye_sent or leg.dialog is None:
+            return
+        try:
+            if timer.local_refresher:
+                self._send_refresh(leg, timer, now)
+            else:
+                CallLogAdapter(logger, leg.call.id).info("session_expired")
+                self._end_leg(leg, "session_expired", now)
+        finally:
+            self._flush()
+
+    def _send_refresh(self, leg: Leg, timer: SessionTimer, now: float) -> None:
+        """Refresh the session: UPDATE if the peer allows it, else re-INVITE with our
+        unchanged SDP. If no 2xx comes by the expiry, the leg ends."""
+        assert leg.dialog is not None
+        method = refresh_method(leg.peer_allow) if leg.peer_allow is not None else "INVITE"
+        headers = [("Contact", self._contact(leg.peer)), ("Supported", SUPPORTED)]
+        body = b""
+        if method == "INVITE" and leg.local_sdp is not None:
+            headers.append(("Content-Type", "application/sdp"))
+            body = str(leg.local_sdp).encode()
+        request = leg.dialog.create_request(method, body=body, headers=headers)
+        request.set("Max-Forwards", "70")
+        timer.refresh_request().apply(request)
+        self.add_via(request, leg.peer)
+        key = self.stack.send_request(request, leg.peer, now)
+        self._refreshes[key] = leg
+        # Backstop: if no refresh succeeds before the expiry, give up on the leg.
+        leg.timer_handle = asyncio.get_running_loop().call_at(
+            self._clock() + timer.expire_at(now) - now - timer.interval / 2,
+            self._refresh_expired, leg)
+
+    def _refresh_expired(self, leg: Leg) -> None:
+        leg.timer_handle = None
+        if self._live(leg) and not leg.bye_sent:
+            self._end_leg(leg, "session_refresh_failed", self._clock())
+            self._flush()
+
+    def _refreshed(self, leg: Leg, response: SipResponse, now: float) -> None:
+        """The answer to our refresh."""
+        if not self._live(leg) or leg.dialog is None:
+            return
+        _, method = response.cseq
+        status = response.status
+        if method == "INVITE" and 200 <= status < 300:
+            self.stack.send_ack(leg.dialog.create_ack(response), leg.peer, now)
+        timer = leg.timer
+        if 200 <= status < 300 and timer is not None:
+            try:
+                agreed = timer.refresh_request().negotiated(response) or timer
+            except ProtocolError:
+                agreed = timer
+            self._start_session_timer(leg, agreed, now)
+        elif status in (408, 481):  # RFC 4028 §10: the session is gone
+            self._end_leg(leg, "session_refresh_failed", now)
+        elif status == 491 and timer is not None:  # glare: retry in a moment (§14.1)
+            if leg.timer_handle is not None:
+                leg.timer_handle.cancel()
+            leg.timer_handle = asyncio.get_running_loop().call_at(
+                self._clock() + 2.0 + secrets.randbelow(2000) / 1000,
+                self._session_timer_fired, leg)
+        # Other failures: the backstop set when the refresh was sent ends the leg at
+        # the expiry unless a later refresh (theirs or ours) succeeds.
+
+    def _end_leg(self, leg: Leg, cause: str, now: float) -> None:
+        """End one leg from our side; the rest of the call follows the usual rules."""
+        leg.call.cause = leg.call.cause or cause
+        self._send_bye(leg, now)
+        self._leg_gone(leg, cause, now)
 
     # -- transfer and conference -------------------------------------------------------
     def _handle_refer(self, leg: Leg, request: SipRequest, now: float) -> None:
@@ -1193,6 +1351,9 @@ class CallControl:
         if self._legs.pop((leg.call_id, leg.local_tag), None) is None:
             return
         leg.ended_at = self._clock()
+        if leg.timer_handle is not None:
+            leg.timer_handle.cancel()
+            leg.timer_handle = None
         if leg.uas and leg.call.ivr is not None:
             leg.call.ivr.close(leg.ended_at)
         ep = leg.ep
