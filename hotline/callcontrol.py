@@ -35,7 +35,14 @@ from typing import Any
 from acd.ivr import IvrSession
 from acd.ivr_actions import Hangup, Transfer
 from media.client import EndpointHandle, MediaError
-from media.events import DtmfReceived, MediaEvent, MediaTimeout, PlaybackDone, WorkerDied
+from media.events import (
+    DtmfReceived,
+    MediaEvent,
+    MediaTimeout,
+    PlaybackDone,
+    SpeechStarted,
+    WorkerDied,
+)
 from sip import sdp as sdplib
 from sip.dialog import SipDialog
 from sip.events import (
@@ -71,6 +78,7 @@ from .logs import CallLogAdapter
 from .mediactl import CallMedia
 from .moh import builtin_moh
 from .netaddr import advertised_host, uri_host
+from .silence import SilentAction, SilentCallRule
 
 logger = logging.getLogger("hotline.call")
 
@@ -215,6 +223,11 @@ class Call:
     """Serialises the call's room and endpoint changes in the worker."""
     xfer: BlindTransfer | None = None
     """A blind transfer in progress."""
+    silent_config: tuple[str, int] | None = None
+    """The silent-call rule's prompt and seconds (from the call's IVR), if on."""
+    silent: SilentCallRule | None = None
+    """The silent-call rule, once the caller is connected to a person."""
+    silent_handle: asyncio.TimerHandle | None = None
 
 
 class CallControl:
@@ -357,9 +370,15 @@ class CallControl:
                     if leg is not None:
                         CallLogAdapter(logger, leg.call.id).info("media_timeout")
                         self.hangup(leg.call, now, "media_timeout")
+                case SpeechStarted(worker=w, endpoint=e):
+                    leg = self._legs_by_ep.get((w, e))
+                    if leg is not None and leg.uas:
+                        self._caller_heard(leg.call)
                 case DtmfReceived(worker=w, endpoint=e, digit=digit, duration_ms=ms,
                                   source=source):
                     leg = self._legs_by_ep.get((w, e))
+                    if leg is not None and leg.uas:
+                        self._caller_heard(leg.call)
                     if leg is not None:
                         CallLogAdapter(logger, leg.call.id).info("dtmf", extra={
                             "digit": digit, "duration_ms": ms, "source": source,
@@ -641,6 +660,9 @@ class CallControl:
             CallLogAdapter(logger, call.id).warning("ivr_missing", extra={"error": str(exc)})
             self._end_leg_unanswered(leg, 480, self._clock())
             return
+        ivr_config = self.config.ivr.get(name)
+        if ivr_config is not None and ivr_config.silent_prompt is not None:
+            call.silent_config = (ivr_config.silent_prompt, ivr_config.silent_seconds)
         call.ivr = IvrRun(session, leg.ep, self.media, call_id=call.id, clock=self._clock,
                           on_end=lambda action, now: self._ivr_done(call, action, now),
                           flush=self._flush, spawn=self._spawn)
@@ -900,6 +922,8 @@ class CallControl:
                     self._send_bye(xfer.transferor, now)
             CallLogAdapter(logger, call.id).info("transferred", extra={
                 "target": str(call.target)})
+            if a.uas and call.silent_config is not None and call.silent is None:
+                await self._arm_silent_rule(call, a, now)
             if self._on_transfer is not None:
                 self._on_transfer(call)
 
@@ -1004,6 +1028,56 @@ class CallControl:
             CallLogAdapter(logger, leg.call.id).info("hold" if held else "resume", extra={
                 "leg": "caller" if leg.uas else "callee"})
             await self._apply_mix(leg.call)
+
+    # -- the silent-call rule ---------------------------------------------------------
+    async def _arm_silent_rule(self, call: Call, caller: Leg, now: float) -> None:
+        """The caller is through to a person: start listening for their voice."""
+        assert call.silent_config is not None and caller.ep is not None
+        try:
+            await self.media.set_vad(caller.ep, True)
+        except MediaError:
+            return  # no VAD, no rule: never hang up a caller we could not listen to
+        call.silent = SilentCallRule(call.silent_config[1], now)
+        self._arm_silent_timer(call)
+
+    def _arm_silent_timer(self, call: Call) -> None:
+        if call.silent_handle is not None:
+            call.silent_handle.cancel()
+            call.silent_handle = None
+        deadline = call.silent.next_deadline() if call.silent is not None else None
+        if deadline is not None and call.state is not CallState.ENDED:
+            call.silent_handle = asyncio.get_running_loop().call_at(
+                deadline, self._silent_timer_fired, call)
+
+    def _caller_heard(self, call: Call) -> None:
+        if call.silent is not None and call.silent.active:
+            call.silent.heard()
+            CallLogAdapter(logger, call.id).info("caller_heard")
+            self._arm_silent_timer(call)
+
+    def _silent_timer_fired(self, call: Call) -> None:
+        call.silent_handle = None
+        if call.silent is None or call.state is CallState.ENDED:
+            return
+        now = self._clock()
+        action = call.silent.on_timer(now)
+        caller = call.legs[0]
+        log = CallLogAdapter(logger, call.id)
+        if action is SilentAction.PROMPT and self._live(caller) and caller.ep is not None:
+            assert call.silent_config is not None
+            log.info("silent_call_prompt")
+            self._spawn(self._play_quietly(call, caller.ep, call.silent_config[0]))
+        elif action is SilentAction.HANGUP:
+            log.info("silent_call_hangup")
+            self.hangup(call, now, "silent_call")
+        self._arm_silent_timer(call)
+        self._flush()
+
+    async def _play_quietly(self, call: Call, ep: EndpointHandle, prompt: str) -> None:
+        try:
+            await self.media.play(ep, prompt)
+        except MediaError as exc:
+            CallLogAdapter(logger, call.id).warning("media_failed", extra={"error": str(exc)})
 
     # -- session timers (RFC 4028) -----------------------------------------------------
     def _refresh_received(self, leg: Leg, request: SipRequest,
@@ -1374,6 +1448,9 @@ class CallControl:
             return
         call.state = CallState.ENDED
         call.ended_at = now
+        if call.silent_handle is not None:
+            call.silent_handle.cancel()
+            call.silent_handle = None
         call.cause = call.cause or cause
         self.calls.pop(call.key, None)
         for leg in call.legs:

@@ -620,6 +620,12 @@ class IvrConfig:
     start: str | None = None
     #: Steps of a flow, by name; empty for the simple form.
     steps: Mapping[str, IvrStep] = field(default_factory=lambda: MappingProxyType({}))
+    #: Silent-call rule: played when the caller sends no voice and no key for
+    #: ``silent_seconds`` after answer; the call is hung up after a second silent period.
+    #: None turns the rule off.
+    silent_prompt: str | None = None
+    #: Seconds of silence before the prompt, and again before hanging up.
+    silent_seconds: int = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -862,7 +868,8 @@ _AGENT_KEYS = _keys(AgentConfig)
 _USER_KEYS = _keys(UserConfig)
 _QUEUE_KEYS = _keys(QueueConfig)
 _IVR_KEYS = _keys(IvrConfig, without=("name", "start", "steps"))
-_IVR_FLOW_KEYS = ("fallback", "invalid", "retries", "start", "steps", "timeout")
+_IVR_FLOW_KEYS = ("fallback", "invalid", "retries", "silent_prompt", "silent_seconds", "start",
+                  "steps", "timeout")
 _IVR_STEP_KEYS: dict[str, tuple[str, ...]] = {
     "play": ("interruptible", "kind", "next", "prompt"),
     "menu": (
@@ -1462,6 +1469,8 @@ class _Loader:
                 retries=m.integer("retries", 3, lo=0, hi=20),
                 invalid=self.prompt(m, "invalid", None),
                 fallback=fallback,
+                silent_prompt=self.prompt(m, "silent_prompt", None),
+                silent_seconds=m.integer("silent_seconds", 5, lo=1, hi=120),
             )
             m.done()
         return MappingProxyType(out)
@@ -1487,6 +1496,8 @@ class _Loader:
         if invalid is not None:
             self.template_check(m.key("invalid"), invalid)
         fallback = self.ivr_next(m, "fallback", refs, Target("hangup"))
+        silent_prompt = self.prompt(m, "silent_prompt", None)
+        silent_seconds = m.integer("silent_seconds", 5, lo=1, hi=120)
         steps_t = m.table("steps")
         assert steps_t is not None
         if not steps_t.data:
@@ -1529,6 +1540,8 @@ class _Loader:
             fallback=fallback,
             start=start,
             steps=MappingProxyType(steps),
+            silent_prompt=silent_prompt,
+            silent_seconds=silent_seconds,
         )
 
     def ivr_step(

@@ -97,6 +97,10 @@ class CallMedia:
         """Two legs hear each other."""
         await self.pool.set_room(room, [a, b])
 
+    async def set_vad(self, ep: EndpointHandle, on: bool) -> None:
+        """Turn voice activity detection (speech start/stop events) on or off."""
+        await self.pool.modify_endpoint(ep, vad=on)
+
     async def room(self, name: str, eps: list[EndpointHandle]) -> None:
         """Everyone in ``eps`` hears everyone else (a bridge for two, a conference for
         more); an empty list dissolves the room."""

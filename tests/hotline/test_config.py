@@ -534,6 +534,7 @@ AGENT = '[[agents]]\nid = "1001"\nname = "A"\npassword = "a-long-password"\n'
         (
             '[ivr.main]\ngreeting = "x.wav"\ntimout = 3\n',
             "ivr.main.timout: expected one of the keys fallback, greeting, invalid, menu, retries, "
+            "silent_prompt, silent_seconds, "
             'timeout (got an unknown key; did you mean "timeout"?)',
         ),
         ('[ivr]\nmain = "x"\n', 'ivr.main: expected a table (got "x")'),
