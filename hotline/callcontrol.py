@@ -26,7 +26,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -41,6 +41,7 @@ from media.events import (
     MediaTimeout,
     PlaybackDone,
     SpeechStarted,
+    SpeechStopped,
     WorkerDied,
 )
 from sip import sdp as sdplib
@@ -79,6 +80,18 @@ from .mediactl import CallMedia
 from .moh import builtin_moh
 from .netaddr import advertised_host, uri_host
 from .silence import SilentAction, SilentCallRule
+from .trunkselect import (
+    OutboundIdentity,
+    TrunkPlan,
+    TrunkSelector,
+    authorize,
+    caller_withheld,
+    outbound_identity,
+    q850_cause,
+    should_failover,
+)
+from .voicemail_store import VoicemailStore
+from .voicemailcall import VoicemailRun
 
 logger = logging.getLogger("hotline.call")
 
@@ -151,6 +164,10 @@ class Leg:
     """The leg is in the call's conversation (bridged, conferenced)."""
     held: bool = False
     """The leg's phone put us on hold (its last offer was sendonly/inactive)."""
+    parked: bool = False
+    """Put on hold through the API (the phone knows nothing of it)."""
+    muted: bool = False
+    """The others do not hear this leg (API mute)."""
     prompt: str | None = None
     """What we play to the leg while it has nobody to talk to (music on hold, ringback)."""
     room: str | None = None
@@ -165,6 +182,11 @@ class Leg:
     timer_handle: asyncio.TimerHandle | None = None
     peer_allow: SipRequest | SipResponse | None = None
     """The peer's message carrying its Allow (its INVITE, or its 2xx to ours)."""
+    trunk: TrunkConfig | None = None
+    """For an outbound leg through a trunk: that trunk (one of its channels is counted
+    until the leg ends)."""
+    trunk_plan: TrunkPlan | None = None
+    """For an outbound leg through a trunk: the route's trunks, for failover."""
 
 
 @dataclass(eq=False)
@@ -245,6 +267,7 @@ class CallControl:
         on_cdr: Callable[[Call], None] | None = None,
         on_answer: Callable[[Call], None] | None = None,
         on_transfer: Callable[[Call], None] | None = None,
+        voicemail: VoicemailStore | None = None,
     ) -> None:
         """:param config: the validated site.
         :param stack: the SIP transaction layer.
@@ -256,7 +279,9 @@ class CallControl:
         :param on_answer: called once per call when the caller is answered (its CDR is
             opened then, so a crash mid-call still leaves one).
         :param on_transfer: called when an answered call (an IVR's) is bridged to the
-            target it was transferred to (the recording then takes the new leg)."""
+            target it was transferred to (the recording then takes the new leg).
+        :param voicemail: where ``voicemail:`` targets file messages (None: such targets
+            are unavailable)."""
         self.config = config
         self.stack = stack
         self.media = media
@@ -269,6 +294,9 @@ class CallControl:
             min_expires=config.sip.min_expires, max_expires=config.sip.max_expires,
             default_expires=min(3600, config.sip.max_expires),
         )
+        self.trunk_select = TrunkSelector(config.trunks)
+        """Failover order and channel counts of outbound trunk calls; the server sets its
+        ``health`` to the trunk monitor's once that runs."""
         self.calls: dict[str, Call] = {}
         self._legs: dict[tuple[str, str], Leg] = {}
         self._legs_by_txn: dict[object, Leg] = {}
@@ -279,6 +307,7 @@ class CallControl:
         self._on_cdr = on_cdr
         self._on_answer = on_answer
         self._on_transfer = on_transfer
+        self.voicemail = voicemail
         self._wall_offset = time.time() - clock()
         self.accepting = True
         self._dispatch: dict[str, RequestHandler] = {
@@ -370,10 +399,14 @@ class CallControl:
                     if leg is not None:
                         CallLogAdapter(logger, leg.call.id).info("media_timeout")
                         self.hangup(leg.call, now, "media_timeout")
-                case SpeechStarted(worker=w, endpoint=e):
+                case SpeechStarted(worker=w, endpoint=e) | SpeechStopped(worker=w, endpoint=e):
                     leg = self._legs_by_ep.get((w, e))
                     if leg is not None and leg.uas:
-                        self._caller_heard(leg.call)
+                        speaking = isinstance(event, SpeechStarted)
+                        if speaking:
+                            self._caller_heard(leg.call)
+                        if isinstance(leg.call.ivr, VoicemailRun):
+                            leg.call.ivr.on_speech(speaking, now)
                 case DtmfReceived(worker=w, endpoint=e, digit=digit, duration_ms=ms,
                                   source=source):
                     leg = self._legs_by_ep.get((w, e))
@@ -567,8 +600,10 @@ class CallControl:
             self._dial_trunk(call, leg, target.arg or "", dialled, now)
         elif kind == "agent":
             self._dial_agent(call, leg, target.arg or "", now)
+        elif kind == "voicemail":
+            self._spawn(self._answer_voicemail(leg, target.arg or ""))
         else:
-            # queue/voicemail/conference arrive with the calls-end-to-end issue.
+            # queue/conference arrive with the calls-end-to-end issue.
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
 
@@ -682,12 +717,17 @@ class CallControl:
             return
         target = action.target
         log.info("ivr_transfer", extra={"target": str(target)})
-        if call.ivr is not None:
-            call.ivr.stop_prompts()
         kind = target.kind
-        if kind in ("agent", "trunk", "echo", "play"):
+        if call.ivr is not None and kind != "voicemail":  # its greeting replaces them
+            call.ivr.stop_prompts()
+            if kind in ("agent", "trunk"):  # the caller hears the far end ring
+                call.ivr.after_prompts(self._ringback(a))
+        if kind in ("agent", "trunk", "echo", "play", "voicemail"):
             call.target = target
-        if kind == "agent":
+        if kind == "voicemail":
+            if not self._start_voicemail(call, a, target.arg or "", action.variables, now):
+                self.hangup(call, now, "target_unavailable")
+        elif kind == "agent":
             self._dial_agent(call, a, target.arg or "", now)
         elif kind == "trunk":
             self._dial_trunk(call, a, target.arg or "", action.number or call.called, now)
@@ -698,6 +738,50 @@ class CallControl:
         else:
             log.info("target_unavailable", extra={"target": str(target)})
             self.hangup(call, now, "target_unavailable")
+
+    async def _answer_voicemail(self, leg: Leg, arg: str) -> None:
+        """Answer the caller and run mailbox ``arg`` on its leg (``BOX`` leaves a message,
+        ``*BOX`` is the owner listening)."""
+        if not await self._create_answer_endpoint(leg):
+            return
+        if not self._start_voicemail(leg.call, leg, arg, {}, self._clock()):
+            self._end_leg_unanswered(leg, 480, self._clock())
+
+    def _start_voicemail(self, call: Call, leg: Leg, arg: str, variables: Mapping[str, str],
+                         now: float) -> bool:
+        """Run ``voicemail:ARG`` on the caller's leg (answering it first if needed) in
+        ``call.ivr``; False if the box cannot be used."""
+        assert leg.ep is not None
+        log = CallLogAdapter(logger, call.id)
+        if self.voicemail is None:
+            log.info("target_unavailable", extra={"target": f"voicemail:{arg}"})
+            return False
+        try:
+            run = VoicemailRun.for_target(
+                arg, self.config, leg.ep, self.media, self.voicemail, call_id=call.id,
+                caller=call.caller, variables={"called": call.called, **variables},
+                clock=self._clock, on_end=lambda action, t: self._ivr_done(call, action, t),
+                flush=self._flush, spawn=self._spawn)
+        except ValueError as exc:
+            log.warning("voicemail_unavailable", extra={"error": str(exc)})
+            return False
+        call.ivr = run
+        if not leg.answered:
+            self._send_answer(leg, now)
+        run.start(now)
+        return True
+
+    async def _ringback(self, leg: Leg) -> None:
+        """Ringback to an answered caller while its target rings (stopped by the mix
+        once the target answers)."""
+        async with leg.call.lock:
+            if not self._live(leg) or leg.ep is None or leg.joined:
+                return
+            try:
+                await self.media.play(leg.ep, RINGBACK, loop=True)
+            except MediaError:
+                return
+            leg.prompt = RINGBACK
 
     async def _local_app(self, leg: Leg) -> None:
         """Echo or a prompt on an already answered leg (an IVR's transfer)."""
@@ -754,14 +838,57 @@ class CallControl:
             a.call.status = a.call.status or status
             self.hangup(a.call, now, f"sip:{status}")
 
-    def _dial_trunk(self, call: Call, a: Leg, name: str, dialled: str, now: float) -> None:
-        trunk = self.config.trunk(name)
+    def _dial_trunk(self, call: Call, a: Leg, name: str, dialled: str, now: float, *,
+                    plan: TrunkPlan | None = None, status: int = 503) -> None:
+        """Dial ``dialled`` out through the first trunk of ``name`` (``a,b,c``: failover
+        order, see :mod:`hotline.trunkselect`) that can take the call: 503 to the caller
+        if every one is at its channel limit. With ``plan``, an earlier trunk failed with
+        ``status``: dial the plan's next trunk, or fail the caller with ``status``."""
+        log = CallLogAdapter(logger, call.id)
+        if plan is None:
+            plan = self.trunk_select.plan(name)
+            for skipped, why in plan.skipped:
+                log.info("trunk_skipped", extra={"trunk": skipped, "reason": why})
+        trunk = plan.take()
         if trunk is None:
-            self._dial_failed(a, 404, now)
+            if not plan.tried:
+                log.info("trunk_unavailable", extra={"trunks": name, "full": plan.full})
+            self._dial_failed(a, status if plan.tried or plan.full else 404, now)
             return
+        if len(plan.tried) > 1:
+            log.info("trunk_failover", extra={"trunk": trunk.name, "after": plan.tried[-2],
+                                              "status": status})
+        ident = outbound_identity(
+            trunk, call.caller, from_trunk=call.trunk is not None,
+            display=a.invite.from_.display if a.uas else None,
+            withheld=a.uas and caller_withheld(a.invite))
         uri = SipUri(scheme="sip", user=dialled, host=uri_host(trunk.host), port=trunk.port)
-        self._spawn(self._dial(call, a, Peer(trunk.transport, trunk.host, trunk.port),
-                               uri, trunk.caller_id or call.caller))
+        self._spawn(self._dial_via_trunk(call, a, trunk, plan, uri, ident))
+
+    async def _dial_via_trunk(self, call: Call, a: Leg, trunk: TrunkConfig, plan: TrunkPlan,
+                              uri: SipUri, ident: OutboundIdentity) -> None:
+        """:meth:`_dial` through a trunk whose channel :meth:`TrunkPlan.take` counted. The
+        leg gives the channel back when it ends; if no leg is made, it goes back here."""
+        try:
+            await self._dial(call, a, Peer(trunk.transport, trunk.host, trunk.port), uri,
+                             ident.number, trunk=trunk, plan=plan, identity=ident)
+        finally:
+            if not any(x.trunk is trunk and x.trunk_plan is plan for x in call.legs):
+                self.trunk_select.release(trunk.name)
+
+    def _fail_over(self, leg: Leg, a: Leg, status: int, cause: int | None, now: float) -> bool:
+        """An outbound leg through a trunk failed with ``status``: when that is the trunk's
+        failure, not the callee's answer (:func:`should_failover`), dial the route's next
+        trunk for the same caller ``a`` and return True."""
+        plan = leg.trunk_plan
+        if plan is None or leg.cancelled or not should_failover(status, cause=cause):
+            return False
+        xfer = a.call.xfer
+        if xfer is not None and xfer.leg is leg:
+            xfer.leg = None  # the next leg becomes the transfer's
+        self._dial_trunk(a.call, a, "", leg.invite.uri.user or "", now, plan=plan,
+                         status=status)
+        return True
 
     def _dial_agent(self, call: Call, a: Leg, agent_id: str, now: float) -> None:
         bindings = self.registrar.lookup(agent_id, now)
@@ -777,8 +904,11 @@ class CallControl:
         self._spawn(self._dial(call, a, peer, uri, call.caller, user=agent_id))
 
     async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str,
-                    user: str | None = None) -> None:
-        """Create both legs' endpoints, then send the INVITE toward the callee."""
+                    user: str | None = None, *, trunk: TrunkConfig | None = None,
+                    plan: TrunkPlan | None = None,
+                    identity: OutboundIdentity | None = None) -> None:
+        """Create both legs' endpoints, then send the INVITE toward the callee (with
+        ``identity``'s From, P-Asserted-Identity and Privacy when going out a trunk)."""
         if a.ep is None and not await self._create_answer_endpoint(a):
             return
         host, _ = self._host_for(peer)
@@ -795,7 +925,12 @@ class CallControl:
         tag = new_tag()
         invite = SipRequest("INVITE", uri)
         invite.add("Max-Forwards", "70")
-        invite.add("From", f"<sip:{caller}@{uri_host(host)}>;tag={tag}")
+        if identity is not None:
+            invite.add("From", identity.from_header(tag))
+            for name, value in identity.headers:
+                invite.add(name, value)
+        else:
+            invite.add("From", f"<sip:{caller}@{uri_host(host)}>;tag={tag}")
         invite.add("To", f"<{uri}>")
         invite.add("Call-ID", call_id)
         invite.add("CSeq", "1 INVITE")
@@ -808,7 +943,7 @@ class CallControl:
         invite.body = str(offer).encode()
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
                 invite=invite, local_host=host, ep=ep, local_sdp=offer, created=now,
-                user=user, partner=a)
+                user=user, partner=a, trunk=trunk, trunk_plan=plan)
         self.add_via(invite, peer)
         b.txn_key = self.stack.send_request(invite, peer, now)
         call.legs.append(b)
@@ -875,14 +1010,27 @@ class CallControl:
                 return
             self._spawn(self._connect(a, leg, response))
             return
-        # Final failure from the far end: pass the status to the caller (auth challenges
-        # from the carrier become 503: our credentials are not the caller's business).
+        if status in (401, 407) and leg.trunk is not None and not leg.cancelled:
+            # The carrier's digest challenge (RFC 3261 §22.2): answer it once.
+            retry = authorize(leg.invite, response, leg.trunk)
+            if retry is not None:
+                self.add_via(retry, leg.peer)
+                leg.invite = retry
+                leg.txn_key = self.stack.send_request(retry, leg.peer, now)
+                self._legs_by_txn[leg.txn_key] = leg
+                return
+        # Final failure from the far end: the next trunk if it is the trunk's failure,
+        # else pass the status to the caller (auth challenges from the carrier become
+        # 503: our credentials are not the caller's business).
         leg.status = status
         self._drop_leg(leg)
         if a is not None and self._live(a):
+            failed = 503 if status in (401, 407) else status
+            if self._fail_over(leg, a, failed, q850_cause(response.get_all("reason")), now):
+                return
             if a.call.xfer is None:
                 a.call.status = status
-            self._dial_failed(a, 503 if status in (401, 407) else status, now)
+            self._dial_failed(a, failed, now)
         else:
             self._maybe_end(leg.call, leg.call.cause or f"sip:{status}", now)
 
@@ -942,7 +1090,8 @@ class CallControl:
         elif leg.bye_sent:
             self._maybe_end(leg.call, leg.call.cause or "normal", now)
         elif a is not None and self._live(a):
-            self._dial_failed(a, 408, now)
+            if not self._fail_over(leg, a, 408, None, now):
+                self._dial_failed(a, 408, now)
         else:
             self._maybe_end(leg.call, "timeout", now)
 
@@ -1028,6 +1177,72 @@ class CallControl:
             CallLogAdapter(logger, leg.call.id).info("hold" if held else "resume", extra={
                 "leg": "caller" if leg.uas else "callee"})
             await self._apply_mix(leg.call)
+
+    # -- commands (HTTP API) --------------------------------------------------------
+    def find_call(self, call_id: str) -> Call | None:
+        """A live call by its id (the caller's Call-ID)."""
+        return next((c for c in self.calls.values() if c.id == call_id), None)
+
+    def agent_leg(self, call: Call, agent: str | None = None) -> Leg | None:
+        """The live, answered leg of extension ``agent`` in ``call`` (any extension's
+        but the caller's when ``agent`` is None)."""
+        for i, leg in enumerate(call.legs):
+            if (self._live(leg) and leg.answered and leg.joined and leg.user is not None
+                    and (leg.user == agent if agent is not None else i > 0)):
+                return leg
+        return None
+
+    def set_parked(self, leg: Leg, on: bool) -> None:
+        """API hold: the others hear music on hold while ``leg`` is out of the talk."""
+        if leg.parked != on:
+            leg.parked = on
+            CallLogAdapter(logger, leg.call.id).info("hold" if on else "resume",
+                                                     extra={"leg": leg.user, "by": "api"})
+            self._remix(leg.call)
+
+    def set_muted(self, leg: Leg, on: bool) -> None:
+        """API mute: the others stop hearing ``leg`` (the recording still has it)."""
+        if leg.muted != on:
+            leg.muted = on
+            CallLogAdapter(logger, leg.call.id).info("mute" if on else "unmute",
+                                                     extra={"leg": leg.user})
+            self._remix(leg.call)
+
+    def transfer(self, leg: Leg, number: str, now: float) -> str | None:
+        """API blind transfer of ``leg``'s other party to ``number``; None when started,
+        else why it cannot be."""
+        transferee = self._transferee(leg)
+        if transferee is None:
+            return "transfer needs a two-party call"
+        route = self._transfer_route(leg, number)
+        if route is None:
+            return f"no agent or trunk route for {number}"
+        self._blind_transfer(leg, transferee, route, number, now)
+        self._flush()
+        return None
+
+    def now(self) -> float:
+        """The loop clock call control runs on."""
+        return self._clock()
+
+    def end_call(self, call: Call, cause: str) -> None:
+        """Hang up a whole call from our side and send what that takes."""
+        self.hangup(call, self._clock(), cause)
+        self._flush()
+
+    def describe(self, call: Call) -> dict[str, object]:
+        """A live call as the API shows it."""
+        now = self._clock()
+        return {
+            "id": call.id, "caller": call.caller, "called": call.called,
+            "route": str(call.route or call.target), "target": str(call.target),
+            "state": call.state.value,
+            "answered_seconds": round(now - call.answered_at, 1) if call.answered_at else None,
+            "recording_id": call.recording_id,
+            "legs": [{"agent": x.user, "caller": i == 0, "answered": x.answered,
+                      "held": x.held or x.parked, "muted": x.muted}
+                     for i, x in enumerate(call.legs) if self._live(x)],
+        }
 
     # -- the silent-call rule ---------------------------------------------------------
     async def _arm_silent_rule(self, call: Call, caller: Leg, now: float) -> None:
@@ -1192,35 +1407,54 @@ class CallControl:
             self._reply(request, exc.status_hint,
                         headers=(("Warning", f'399 hotline "{exc}"'),), now=now)
             return
-        call = leg.call
-        others = [x for x in call.legs if x is not leg and x.joined and self._live(x)]
-        if not leg.joined or len(others) != 1 or call.xfer is not None:
+        transferee = self._transferee(leg)
+        if transferee is None:
             self._reply(request, 403, headers=(
                 ("Warning", '399 hotline "transfer needs a two-party call"'),), now=now)
             return
-        transferee = others[0]
         if refer.refer_to.replaces is not None:
             self._attended_transfer(leg, transferee, request, refer, now)
             return
         dialled = refer.refer_to.uri.user or ""
-        route = self._route(dialled, call.caller, leg.user, from_trunk=leg.user is None)
-        target = route.to if route is not None else None
-        if target is None or target.kind not in ("agent", "trunk"):
+        route = self._transfer_route(leg, dialled)
+        if route is None:
             log.info("transfer_refused", extra={"target": dialled})
-            self._reply(request, 404 if target is None else 488, now=now)
+            self._reply(request, 404, now=now)
             return
         self._reply(request, 202, headers=tuple(refer.accept_headers()), now=now)
-        xfer = BlindTransfer(leg, transferee, refer.event_id, refer.subscribe, target)
+        self._blind_transfer(leg, transferee, route, dialled, now,
+                             event_id=refer.event_id, subscribe=refer.subscribe)
+
+    def _transferee(self, leg: Leg) -> Leg | None:
+        """The one other party of ``leg``'s two-party conversation (None otherwise)."""
+        call = leg.call
+        others = [x for x in call.legs if x is not leg and x.joined and self._live(x)]
+        if not leg.joined or len(others) != 1 or call.xfer is not None:
+            return None
+        return others[0]
+
+    def _transfer_route(self, leg: Leg, dialled: str) -> RouteConfig | None:
+        """The route a transfer by ``leg`` to ``dialled`` takes, as if the transferor
+        dialled it (its permissions apply); only agents and trunks are transfer targets."""
+        route = self._route(dialled, leg.call.caller, leg.user, from_trunk=leg.user is None)
+        if route is None or route.to.kind not in ("agent", "trunk"):
+            return None
+        return route
+
+    def _blind_transfer(self, leg: Leg, transferee: Leg, route: RouteConfig, dialled: str,
+                        now: float, *, event_id: str = "", subscribe: bool = False) -> None:
+        call = leg.call
+        target = route.to
+        xfer = BlindTransfer(leg, transferee, event_id, subscribe, target)
         call.xfer = xfer
         self._notify_transferor(xfer, 100, now)
-        log.info("blind_transfer", extra={"target": str(target)})
+        CallLogAdapter(logger, call.id).info("blind_transfer", extra={"target": str(target)})
         # The transferor leaves the conversation; the transferee hears ringback.
         leg.joined = False
         self._remix(call)
         if target.kind == "agent":
             self._dial_agent(call, transferee, target.arg or "", now)
         else:
-            assert route is not None
             self._dial_trunk(call, transferee, target.arg or "",
                              rewrite(dialled, route.strip, route.prepend), now)
 
@@ -1329,14 +1563,18 @@ class CallControl:
         ringback while a transfer target rings)."""
         async with call.lock:
             live = [x for x in call.legs if self._live(x) and x.ep is not None]
-            talking = [x for x in live if x.joined and not x.held]
+            talking = [x for x in live if x.joined and not (x.held or x.parked)]
             try:
                 for x in talking:
                     if x.room is not None and x.room != call.id:
                         await self.media.room(x.room, [])
                         x.room = None
                 if len(talking) >= 2:
-                    await self.media.room(call.id, [x.ep for x in talking if x.ep is not None])
+                    eps = [x.ep for x in talking if x.ep is not None]
+                    hears = {x.ep: [y.ep for y in talking if y is not x and not y.muted
+                                    and y.ep is not None]
+                             for x in talking if x.ep is not None}
+                    await self.media.room(call.id, eps, hears=hears)
                     for x in talking:
                         x.room = call.id
                 elif any(x.room == call.id for x in live):
@@ -1346,7 +1584,7 @@ class CallControl:
                 alone = talking[0] if len(talking) == 1 else None
                 want: dict[int, str | None] = {id(x): None for x in live}
                 if alone is not None and (call.xfer is not None
-                                          or any(x.held and x.joined for x in live)):
+                                          or any((x.held or x.parked) and x.joined for x in live)):
                     want[id(alone)] = RINGBACK if call.xfer is not None else self.moh
                 for x in live:
                     prompt = want[id(x)]
@@ -1425,6 +1663,8 @@ class CallControl:
         if self._legs.pop((leg.call_id, leg.local_tag), None) is None:
             return
         leg.ended_at = self._clock()
+        if leg.trunk is not None:
+            self.trunk_select.release(leg.trunk.name)
         if leg.timer_handle is not None:
             leg.timer_handle.cancel()
             leg.timer_handle = None

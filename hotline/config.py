@@ -108,6 +108,8 @@ TARGET_KINDS = (
 TARGETS_WITH_ARG = frozenset(TARGET_KINDS[:7])
 SIP_TRANSPORTS = ("udp", "tcp", "tls", "ws", "wss")
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
+#: ``[[trunks]] caller_id_mode`` values.
+CALLER_ID_MODES = ("pass", "fixed")
 ROLES = ("agent", "supervisor", "admin")
 RECORDING_FORMATS = ("wav", "opus", "mp3")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -139,6 +141,8 @@ _DATE_RE = re.compile(r"^(?:(\d{4})-)?(\d{2})-(\d{2})$")
 _URL_RE = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 _PIN_RE = re.compile(r"^[0-9]{1,16}$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$")
+_NUMBER_RE = re.compile(r"^\+?[0-9]{1,32}$")
+_SIP_USER_RE = re.compile(r"^[A-Za-z0-9+_.-]{1,64}$")
 _MISSING: Any = object()
 
 
@@ -328,12 +332,24 @@ class TrunkConfig:
     #: Registration interval asked for, in seconds.
     expires: int = 3600
     transport: str = "udp"
-    #: Maximum concurrent calls on this trunk; 0 means no limit.
-    channels: int = 0
+    #: Most outbound calls at once on this trunk; 0 means no limit. A route tries its
+    #: next trunk when this one is full (:mod:`hotline.trunkselect`).
+    max_channels: int = 0
     #: Seconds between OPTIONS keepalives; 0 disables them.
     options_interval: int = 60
-    #: Caller number presented on outbound calls; None passes the caller through.
+    #: Number presented on outbound calls (see ``caller_id_mode``); None presents the
+    #: caller's own number.
     caller_id: str | None = None
+    #: ``fixed``: always present ``caller_id``; ``pass``: present the caller's number on
+    #: calls relayed from a trunk, ``caller_id`` (if set) on extensions' calls. None
+    #: means ``fixed`` when ``caller_id`` is set, else ``pass``.
+    caller_id_mode: str | None = None
+    #: User part of the From URI instead of the presented number (carriers that know a
+    #: registered account by its From); the number then travels in P-Asserted-Identity.
+    from_user: str | None = None
+    #: Withhold the number from the callee: anonymous From and ``Privacy: id``, the real
+    #: number in P-Asserted-Identity for the carrier only (RFC 3323, RFC 3325).
+    privacy: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -1313,6 +1329,12 @@ class _Loader:
             register = t.flag("register", False)
             if register and (username is None or password is None):
                 t.fail("register", "username and password when register = true", register)
+            caller_id = t.text("caller_id", None, regex=_NUMBER_RE,
+                               what="a number: digits with an optional leading +")
+            caller_id_mode = t.text("caller_id_mode", None, choices=CALLER_ID_MODES)
+            if caller_id_mode == "fixed" and caller_id is None:
+                t.fail("caller_id_mode", 'caller_id to be set with caller_id_mode = "fixed"',
+                       caller_id_mode)
             out.append(
                 TrunkConfig(
                     name=name,
@@ -1324,9 +1346,13 @@ class _Loader:
                     register=register,
                     expires=t.integer("expires", 3600, lo=60),
                     transport=t.text("transport", "udp", choices=TRUNK_TRANSPORTS),
-                    channels=t.integer("channels", 0, lo=0),
+                    max_channels=t.integer("max_channels", 0, lo=0, hi=100000),
                     options_interval=t.integer("options_interval", 60, lo=0),
-                    caller_id=t.text("caller_id", None),
+                    caller_id=caller_id,
+                    caller_id_mode=caller_id_mode,
+                    from_user=t.text("from_user", None, regex=_SIP_USER_RE,
+                                     what="a SIP user name of letters, digits, + _ . -"),
+                    privacy=t.flag("privacy", False),
                 )
             )
             if not allow and not register:
@@ -2029,13 +2055,21 @@ class _Loader:
         }
         for key, target in self.refs:
             pool = names.get(target.kind)
-            if pool is not None and target.arg not in pool:
+            if pool is None or target.arg is None:
+                continue
+            # A trunk target may list several trunks (failover); each must exist.
+            parts = target.arg.split(",") if target.kind == "trunk" else [target.arg]
+            missing = [p for p in parts if p not in pool]
+            if missing:
                 known = ", ".join(sorted(pool)) or "none defined"
+                got = _show(str(target))
+                if len(parts) > 1:
+                    got = f"{_show(missing[0])} in {got}"
                 raise ConfigError(
                     self.file,
                     key,
                     f"{what[target.kind]} that exists ({known})",
-                    _show(str(target)),
+                    got,
                 )
         if not cfg.routes and cfg.trunks:
             self.warnings.append("routes: none defined, so inbound calls are rejected")
@@ -2201,6 +2235,13 @@ def parse_target(value: Any) -> Target:
     if not isinstance(value, str):
         raise ValueError(expected)
     kind, sep, arg = value.partition(":")
+    if kind == "trunk" and sep and "," in arg:
+        # Failover: the trunks are tried in this order (hotline.trunkselect).
+        names = [n.strip() for n in arg.split(",")]
+        if not all(names) or len(set(names)) != len(names):
+            raise ValueError("a target trunk:NAME or trunk:NAME,NAME,... (tried in that "
+                             "order) naming each trunk once")
+        return Target(kind, ",".join(names))
     if kind in TARGETS_WITH_ARG and sep and arg.strip():
         if kind == "play" and arg.startswith("tts:") and not arg[4:].strip():
             raise ValueError(expected)

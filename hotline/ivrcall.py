@@ -189,6 +189,11 @@ class IvrRun:
             self._current = None
         self._feed(self.session.on_prompt_done(play.sid, now), now)
 
+    def after_prompts(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a media step of call control after the IVR's queued ones (so that, say,
+        ringback started after a transfer is not stopped by the IVR's last stop)."""
+        self._spawn_media(coro)
+
     def _spawn_media(self, coro: Coroutine[Any, Any, None]) -> None:
         async def locked() -> None:
             async with self._lock:

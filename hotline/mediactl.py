@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Mapping, Sequence
 
 from media.client import EndpointHandle, MediaPool
 from sip import sdp as sdplib
@@ -101,10 +102,12 @@ class CallMedia:
         """Turn voice activity detection (speech start/stop events) on or off."""
         await self.pool.modify_endpoint(ep, vad=on)
 
-    async def room(self, name: str, eps: list[EndpointHandle]) -> None:
+    async def room(self, name: str, eps: list[EndpointHandle],
+                   hears: Mapping[EndpointHandle, Sequence[EndpointHandle]] | None = None,
+                   ) -> None:
         """Everyone in ``eps`` hears everyone else (a bridge for two, a conference for
-        more); an empty list dissolves the room."""
-        await self.pool.set_room(name, eps)
+        more) unless ``hears`` says who hears whom; an empty list dissolves the room."""
+        await self.pool.set_room(name, eps, hears=dict(hears) if hears is not None else None)
 
     async def play(self, ep: EndpointHandle, prompt: str, *, loop: bool = False) -> int:
         """Play a prompt (file under the data dir, ``tts:``, ``tone:``); returns its play id."""

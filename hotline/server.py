@@ -38,6 +38,7 @@ from .mediactl import CallMedia
 from .recording import RETENTION_EVERY, CallRecorder
 from .storage import Registration, Storage
 from .trunks import TrunkMonitor
+from .voicemail_store import VoicemailStore
 
 logger = logging.getLogger("hotline.server")
 
@@ -64,10 +65,12 @@ class HotlineServer:
         self.media = MediaPool(config.server.media_workers, config.server.rtp_ports,
                                socket_dir=self._sock_dir, data_dir=str(config.server.data_dir))
         self.media.on_event = self._on_media_event
+        self.voicemail = VoicemailStore(self.storage, config.server.data_dir)
         self.calls = CallControl(config, self.stack, self.transports.local_address,
                                  CallMedia(self.media), clock=loop.time, flush=self._drain,
                                  on_cdr=self._write_cdr, on_answer=self._open_cdr,
-                                 on_transfer=self._on_transfer)
+                                 on_transfer=self._on_transfer,
+                                 voicemail=self.voicemail)
         self.trunks: TrunkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -80,7 +83,7 @@ class HotlineServer:
                                       self.media, self._spawn)
                          if config.recording.enabled else None)
         self._retention: asyncio.TimerHandle | None = None
-        self.api = ApiServer(config, live=server_metrics(self))
+        self.api = ApiServer(config, live=server_metrics(self), calls=self.calls)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -88,6 +91,9 @@ class HotlineServer:
         if self.recorder is not None:
             self.recorder.recover()  # before the workers: it rewrites WAV headers
         self._close_open_cdrs()
+        for msg in self.voicemail.recover():  # before the workers write new messages
+            logger.warning("voicemail_recovered", extra={"box": msg.box, "id": msg.id,
+                                                         "seconds": round(msg.seconds, 1)})
         await self.media.start()
         logger.info("media_started", extra={"workers": self.media.n_workers})
         if self.recorder is not None:
@@ -103,6 +109,7 @@ class HotlineServer:
         self.trunks = TrunkMonitor(self.config.trunks, self.stack,
                                    self.transports.local_address, self.config.sip.user_agent,
                                    now, self.calls.add_via, self.config.server.external_ip)
+        self.calls.trunk_select.health = self.trunks.health
         self._rearm()
         await self.api.start()  # HTTP(S) last: the API reads what the steps above set up
 
@@ -351,7 +358,7 @@ class HotlineServer:
                 "answer_time": self._wall(leg.answered_at) if leg.answered_at else None,
                 "end_time": self._wall(leg_end), "caller": call.caller,
                 "callee": leg.invite.uri.user or "", "route": str(call.route or call.target),
-                "trunk": call.target.arg if call.target.kind == "trunk" else None,
+                "trunk": leg.trunk.name if leg.trunk is not None else None,
                 "agent": leg.user,
                 "disposition": leg_disp,
                 "hangup_cause": call.cause if leg.answered_at else str(status or call.cause),

@@ -8,6 +8,9 @@ with exponential backoff (5 s doubling up to 5 min).
 
 Like the rest of call control, nothing here reads the clock: ``now`` is passed in and
 :meth:`TrunkMonitor.get_timer` / :meth:`handle_timer` drive it.
+
+:meth:`TrunkMonitor.health` is what :class:`hotline.trunkselect.TrunkSelector` reads to
+skip trunks known down when it orders a route's trunks for failover.
 """
 
 from __future__ import annotations
@@ -47,8 +50,8 @@ class TrunkState:
     reg_cseq: int = 0
     reg_tag: str = field(default_factory=lambda: secrets.token_hex(6))
     auth_tries: int = 0
-    calls: int = 0
-    """Concurrent calls on this trunk (for the channel limit)."""
+    reg_failed: bool = False
+    """The last registration attempt failed (cleared when one succeeds)."""
 
     @property
     def peer(self) -> Peer:
@@ -173,6 +176,7 @@ class TrunkMonitor:
             if exp_hdr and exp_hdr.isdigit():
                 granted = int(exp_hdr)
             st.registered = True
+            st.reg_failed = False
             st.backoff = BACKOFF_MIN
             st.next_register = now + max(granted / 2, 10.0)
             logger.info("trunk_registered", extra={"trunk": c.name, "expires": granted})
@@ -189,6 +193,7 @@ class TrunkMonitor:
 
     def _register_failed(self, st: TrunkState, now: float, why: str) -> None:
         st.registered = False
+        st.reg_failed = True
         st.next_register = now + st.backoff
         logger.warning("trunk_register_failed", extra={
             "trunk": st.config.name, "reason": why, "retry_in": st.backoff})
@@ -199,11 +204,17 @@ class TrunkMonitor:
             logger.info("trunk_up" if up else "trunk_down", extra={"trunk": st.config.name})
         st.up = up
 
-    def is_available(self, name: str) -> bool:
-        """Whether a trunk may take a new call (not known down, under its channel limit)."""
+    def health(self, name: str) -> bool | None:
+        """What is known of a trunk: False if it is known down (its last OPTIONS timed
+        out, or its registration failed: the carrier would refuse our INVITEs), True if
+        its last OPTIONS was answered, None when nothing is known yet (no keepalives,
+        no answer yet, or no such trunk).
+
+        :param name: the trunk's name.
+        """
         st = self.states.get(name)
         if st is None:
+            return None
+        if st.up is False or st.reg_failed:
             return False
-        if st.up is False:
-            return False
-        return not (st.config.channels and st.calls >= st.config.channels)
+        return st.up

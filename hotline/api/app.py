@@ -17,18 +17,23 @@ import ssl
 import time
 import zoneinfo
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from ..config import Address, SiteConfig
-from . import auth, cdrs, metrics, recordings
+from . import auth, cdrs, metrics, recordings, voicemail
+from . import calls as call_api
 from .auth import Accounts, LoginLimiter, SessionStore
 from .db import ApiDatabase
 from .errors import error_middleware
 from .metrics import ApiMetrics, LiveMetrics
 from .state import STATE, ApiState
+
+if TYPE_CHECKING:
+    from ..callcontrol import CallControl
 
 __all__ = ["ApiServer", "create_app"]
 
@@ -62,10 +67,12 @@ def create_app(
     *,
     live: LiveMetrics | None = None,
     clock: Callable[[], float] = time.monotonic,
+    calls: CallControl | None = None,
 ) -> web.Application:
     """Build the API application for a site (opens its database connection).
 
     :param live: the server's live gauges for ``/metrics`` (:func:`metrics.server_metrics`).
+    :param calls: the server's call control, for ``/api/calls``.
     :param clock: monotonic seconds for sessions and login bans (injected in tests).
     """
     db = ApiDatabase(config.server.data_dir)
@@ -78,6 +85,7 @@ def create_app(
         limiter=LoginLimiter(config, clock),
         metrics=ApiMetrics(live, lambda: len(sessions)),
         tz=zoneinfo.ZoneInfo(config.server.timezone) if config.server.timezone else None,
+        calls=calls,
     )
     app = web.Application(
         middlewares=[_count_requests, error_middleware, auth.session_middleware],
@@ -87,6 +95,8 @@ def create_app(
     app.add_routes(auth.routes())
     app.add_routes(recordings.routes())
     app.add_routes(cdrs.routes())
+    app.add_routes(voicemail.routes())
+    app.add_routes(call_api.routes())
     app.add_routes(metrics.routes())
     app.on_response_prepare.append(_security_headers)
 
@@ -132,9 +142,11 @@ class ApiServer:
         *,
         live: LiveMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
+        calls: CallControl | None = None,
     ) -> None:
         self.config = config
         self.live = live
+        self.calls = calls
         self.clock = clock
         self.app: web.Application | None = None
         #: ``(scheme, host, port)`` of every bound listener, once started.
@@ -160,7 +172,7 @@ class ApiServer:
                 listeners.append(("https", server.https, ctx))
         if not listeners:
             return []
-        self.app = create_app(self.config, live=self.live, clock=self.clock)
+        self.app = create_app(self.config, live=self.live, clock=self.clock, calls=self.calls)
         runner = web.AppRunner(self.app, access_log_class=_AccessLogger,
                                access_log=logging.getLogger("hotline.api.access"),
                                shutdown_timeout=SHUTDOWN_TIMEOUT)

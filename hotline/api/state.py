@@ -17,6 +17,7 @@ from aiohttp import web
 from ..config import SiteConfig
 
 if TYPE_CHECKING:
+    from ..callcontrol import CallControl
     from .auth import Accounts, LoginLimiter, SessionStore
     from .db import ApiDatabase
     from .metrics import ApiMetrics
@@ -37,6 +38,9 @@ class ApiState:
     #: Naive dates and times in query parameters are in this zone (``server.timezone``,
     #: else the machine's), as for ``hotline cdr export --since``.
     tz: tzinfo | None
+    #: The server's call control (live calls and in-call commands); None when the API
+    #: runs without a SIP side (tests of the stored-data endpoints).
+    calls: CallControl | None = None
 
 
 #: The application key of :class:`ApiState`.

@@ -303,12 +303,13 @@ class PjPhone:
     """
 
     def __init__(self, workdir: Path, user: str, password: str, server_port: int,
-                 tone: Path) -> None:
+                 tone: Path, answer_after: float = 0.0) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.user = user
         cfg = {"user": user, "password": password, "server": f"127.0.0.1:{server_port}",
-               "port": free_port(), "tone": str(tone), "dir": str(workdir)}
+               "port": free_port(), "tone": str(tone), "dir": str(workdir),
+               "answer_after": answer_after}
         (workdir / "phone.json").write_text(json.dumps(cfg))
         self.events: list[dict[str, Any]] = []
         self._seen = 0

@@ -7,7 +7,8 @@ of it (``setHold``, ``xfer``, ``xferReplaces``, ``dialDtmf``). One process is on
 
 Run: ``python pjphone.py CONFIG.json``; the config holds ``user``, ``password``,
 ``server`` (host:port), ``port`` (our SIP port), ``tone`` (WAV played into every call)
-and ``dir`` (where each call's received audio is recorded, ``call-N.wav``).
+and ``dir`` (where each call's received audio is recorded, ``call-N.wav``), and optionally
+``answer_after`` (seconds an incoming call rings before the phone answers; default 0).
 
 Commands (one JSON object per line on stdin), calls named by index in creation order:
 ``{"cmd": "call", "uri": ...}``, ``hold``/``unhold``/``hangup`` with ``call``,
@@ -24,6 +25,7 @@ import json
 import os
 import select
 import sys
+import time
 from typing import Any
 
 import pjsua2 as pj
@@ -37,6 +39,8 @@ class Phone:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
         self.calls: list[PhoneCall] = []
+        self.pending: list[tuple[float, PhoneCall]] = []
+        """Incoming calls ringing until their answer time (``answer_after``)."""
         self.ep = pj.Endpoint()
         self.ep.libCreate()
         ec = pj.EpConfig()
@@ -109,6 +113,12 @@ class Phone:
         running = True
         while running:
             self.ep.libHandleEvents(10)
+            now = time.monotonic()
+            for item in [p for p in self.pending if p[0] <= now]:
+                self.pending.remove(item)
+                op = pj.CallOpParam()
+                op.statusCode = 200
+                item[1].answer(op)
             ready, _, _ = select.select([sys.stdin], [], [], 0)
             if not ready:
                 continue
@@ -145,6 +155,12 @@ class PhoneAccount(pj.Account):
         self.phone.calls.append(call)
         emit(event="incoming", call=len(self.phone.calls) - 1)
         op = pj.CallOpParam()
+        delay = float(self.phone.cfg.get("answer_after", 0))
+        if delay > 0:
+            op.statusCode = 180
+            call.answer(op)
+            self.phone.pending.append((time.monotonic() + delay, call))
+            return
         op.statusCode = 200
         call.answer(op)
 

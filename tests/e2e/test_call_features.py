@@ -7,6 +7,7 @@ hears per call, so "who hears whom" is read from the spectrum of those recording
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import urllib.request
@@ -243,4 +244,78 @@ def test_star3_makes_a_three_way_call_of_the_held_and_the_consulted_party(site) 
     assert _hears(a.recording(0), C_HZ)
     assert _hears(c.recording(0), A_HZ)
     assert "event=three_way" in server.log()
+    _settled(server)
+
+
+class _Api:
+    """A logged-in HTTP API client (cookie session)."""
+
+    def __init__(self, port: int, user: str, password: str) -> None:
+        import http.cookiejar
+
+        self.base = f"http://127.0.0.1:{port}"
+        self.opener = urllib.request.build_opener(
+            urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+        self.post("/api/login", {"user": user, "password": password})
+
+    def post(self, path: str, body: dict[str, object]) -> dict[str, object]:
+        req = urllib.request.Request(self.base + path, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+        with self.opener.open(req, timeout=5) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+    def get(self, path: str) -> dict[str, object]:
+        with self.opener.open(self.base + path, timeout=5) as resp:
+            return json.loads(resp.read())  # type: ignore[no-any-return]
+
+
+def test_api_hold_mute_and_transfer_act_on_the_agents_call(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b, c = phone("1001"), phone("1002"), phone("1003")
+    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+    b.wait(event="incoming", timeout=10)
+    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    api = _Api(server.http_port, "1002", "pw-1002-secret")  # type: ignore[attr-defined]
+    calls = api.get("/api/calls")["calls"]
+    assert len(calls) == 1, calls  # type: ignore[arg-type]
+    call_id = calls[0]["id"]  # type: ignore[index]
+    # Another agent cannot see it.
+    other = _Api(server.http_port, "1003", "pw-1003-secret")  # type: ignore[attr-defined]
+    assert other.get("/api/calls")["calls"] == []
+    time.sleep(1.5)
+    api.post(f"/api/calls/{call_id}/hold", {"on": True})
+    time.sleep(2.5)
+    api.post(f"/api/calls/{call_id}/hold", {"on": False})
+    time.sleep(1.5)
+    api.post(f"/api/calls/{call_id}/mute", {"on": True})
+    time.sleep(2.0)
+    api.post(f"/api/calls/{call_id}/mute", {"on": False})
+    time.sleep(1.0)
+    a_rec = a.recording(0)
+    api.post(f"/api/calls/{call_id}/transfer", {"to": "1003"})
+    c.wait(event="incoming", timeout=10)
+    c.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)  # hotline released B
+    time.sleep(2.0)
+    agent_view = api.get("/api/calls")["calls"]
+    assert agent_view == [], agent_view  # B is no longer in the call, so B sees nothing
+    a.send("hangup", call=0)
+    c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    for p in (a, b, c):
+        p.stop()
+    pcm, rate = _read(a_rec)
+    notes = sorted({f for f in NOTES_HZ if f})
+    lv = _levels(pcm, rate, [B_HZ, C_HZ, *notes])
+    b_on = lv[:, 0] > 500
+    music = (lv[:, 2:].max(axis=1) > 200) & ~b_on
+    # A heard B, then music (hold), then B, then silence (mute), then B, then C.
+    assert music.sum() >= 5, music.astype(int).tolist()
+    first_music = int(np.argmax(music))
+    assert b_on[:first_music].sum() >= 4
+    after = b_on[first_music:]
+    gaps = np.flatnonzero(np.diff(after.astype(int)) != 0)
+    assert len(gaps) >= 3, after.astype(int).tolist()  # B back, B muted, B back
+    assert _hears(a_rec, C_HZ)
+    log = server.log()
+    assert "event=hold leg=1002 by=api" in log and "event=mute leg=1002" in log, log[-3000:]
     _settled(server)

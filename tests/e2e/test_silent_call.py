@@ -1,6 +1,7 @@
 """The silent-call rule on real calls: a caller put through from the IVR to an agent who
 says nothing hears the "we cannot hear you" prompt and is hung up; one who speaks is not.
-Caller and agent are PJSIP phones; the caller's "voice" is espeak-ng speech."""
+Caller and agent are PJSIP phones; the caller's "voice" is espeak-ng speech. The agent's
+phone rings for 2 s first, during which the caller hears ringback."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .peers import HotlineProcess, PjPhone
 
 pytestmark = pytest.mark.e2e
 
-PROMPT_HZ = 450
+PROMPT_HZ = 520  # not 450 Hz: that is China's ringback
 
 
 def _wav(path: Path, pcm: np.ndarray) -> Path:
@@ -65,7 +66,7 @@ def test_silent_caller_is_prompted_then_hung_up(
         voice = _wav(tmp_path / "silence.wav", np.zeros(8000 * 4))
     caller = PjPhone(tmp_path / "caller", "1002", "pw-1002-secret", server.sip_port, voice)
     agent = PjPhone(tmp_path / "agent", "1001", "pw-1001-secret", server.sip_port,
-                    _sine(tmp_path / "agent.wav", 700, 4))
+                    _sine(tmp_path / "agent.wav", 700, 4), answer_after=2.0)
     try:
         for p in (caller, agent):
             assert p.wait(event="registered", timeout=10)["code"] == 200
@@ -98,3 +99,5 @@ def test_silent_caller_is_prompted_then_hung_up(
         return float(spectrum[(freqs > hz - 15) & (freqs < hz + 15)].max())
     assert band(PROMPT_HZ) > 10 * np.median(spectrum), band(PROMPT_HZ)
     assert band(700) > 10 * np.median(spectrum)
+    # While the agent's phone rang (2 s), the caller heard ringback (450 Hz in China).
+    assert band(450) > 10 * np.median(spectrum), band(450)

@@ -101,7 +101,7 @@ def test_full_site_loads_every_section() -> None:
         ipaddress.ip_network("198.51.100.0/28"),
         ipaddress.ip_network("2001:db8::/64"),
     )
-    assert (telecom.channels, telecom.options_interval, telecom.caller_id) == (60, 30, "96116")
+    assert (telecom.max_channels, telecom.options_interval, telecom.caller_id) == (60, 30, "96116")
     assert telecom.register is False and telecom.password is None
     assert unicom.register and unicom.username == "0755123456"
     assert unicom.password == "unicom-secret" and isinstance(unicom.password, Secret)
@@ -189,7 +189,7 @@ def test_secrets_do_not_show_in_repr() -> None:
         ("96116", "010", datetime(2024, 5, 6, 8, 0), "ivr:main"),
         ("96116", "010", datetime(2024, 5, 10, 17, 59), "ivr:main"),
         ("*43", "1001", datetime(2024, 5, 6, 10, 0), "echo"),
-        ("075512345678", "1001", datetime(2024, 5, 6, 10, 0), "trunk:telecom"),
+        ("075512345678", "1001", datetime(2024, 5, 6, 10, 0), "trunk:telecom,unicom"),
         ("1002", "1001", datetime(2024, 5, 6, 10, 0), "agent:1001"),
         ("1", "1001", datetime(2024, 5, 6, 10, 0), "hangup"),
         # an aware time is converted to the site's zone: 02:00 UTC is 10:00 in Shanghai
@@ -277,8 +277,9 @@ def test_warnings(tmp_path: Path) -> None:
         ),
         (
             "site_bad_unknown_key.toml",
-            "trunks[1].hots: expected one of the keys allow, caller_id, channels, expires, "
-            "host, name, options_interval, password, port, register, transport, username "
+            "trunks[1].hots: expected one of the keys allow, caller_id, caller_id_mode, "
+            "expires, from_user, host, max_channels, name, options_interval, password, port, "
+            "privacy, register, transport, username "
             '(got an unknown key; did you mean "host"?)',
         ),
         (

@@ -1,0 +1,148 @@
+"""Live calls over HTTP: list them, and hold, mute, transfer or hang up from the API.
+
+Why this exists: issue 4 asks for in-call features "for SIP phones and the API alike".
+The phone does them with re-INVITE and REFER; a browser or a CTI client does them here,
+and both end in the same call-control operations (:class:`hotline.callcontrol.CallControl`).
+Hold from the API keeps the phone's dialog untouched: hotline anchors the media, so the
+other side simply hears music on hold.
+
+Scope: an agent acts on its own leg of a call it is in; a supervisor on calls of the
+agents in its teams (naming the agent's leg with ``agent``, or the call's agent by
+default); an admin on every call.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from .auth import Principal, principal
+from .errors import ApiError
+from .state import STATE
+
+if TYPE_CHECKING:
+    from ..callcontrol import Call, CallControl, Leg
+
+__all__ = ["routes"]
+
+
+def _control(request: web.Request) -> CallControl:
+    calls = request.app[STATE].calls
+    if calls is None:
+        raise ApiError(503, "call control is not running")
+    return calls
+
+
+def _agents_of(control: CallControl, call: Call) -> list[str]:
+    return [leg["agent"] for leg in control.describe(call)["legs"]  # type: ignore[attr-defined]
+            if leg["agent"] is not None]
+
+
+def _visible(who: Principal, control: CallControl, call: Call) -> bool:
+    return who.scope is None or who.sees(_agents_of(control, call))
+
+
+async def list_calls(request: web.Request) -> web.Response:
+    """``GET /api/calls``: the live calls the login may see."""
+    who = principal(request)
+    control = _control(request)
+    out = [control.describe(c) for c in list(control.calls.values()) if _visible(who, control, c)]
+    return web.json_response({"calls": out})
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError(415, "send JSON (Content-Type: application/json)")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body
+
+
+def _leg(request: web.Request, body: dict[str, Any]) -> tuple[CallControl, Call, Leg]:
+    """The call named in the path and the agent leg the command acts on."""
+    who = principal(request)
+    control = _control(request)
+    call = control.find_call(request.match_info["call_id"])
+    if call is None or not _visible(who, control, call):
+        raise ApiError(404, "no such live call")
+    agent = body.get("agent")
+    if agent is not None and not isinstance(agent, str):
+        raise ApiError(400, "agent: expected an agent id string")
+    if who.role == "agent":
+        if agent not in (None, who.agent):
+            raise ApiError(403, "an agent acts on its own leg only")
+        agent = who.agent
+    elif agent is not None and not who.sees_agent(agent):
+        raise ApiError(403, f"agent {agent} is not in your teams")
+    leg = control.agent_leg(call, agent)
+    if leg is None:
+        raise ApiError(409, "the call has no answered leg of that agent")
+    return control, call, leg
+
+
+def _flag(body: dict[str, Any]) -> bool:
+    on = body.get("on", True)
+    if not isinstance(on, bool):
+        raise ApiError(400, "on: expected true or false")
+    return on
+
+
+async def hold(request: web.Request) -> web.Response:
+    """``POST /api/calls/{id}/hold`` ``{"on": true|false}``: the other side hears music."""
+    body = await _body(request)
+    control, call, leg = _leg(request, body)
+    control.set_parked(leg, _flag(body))
+    return web.json_response(control.describe(call))
+
+
+async def mute(request: web.Request) -> web.Response:
+    """``POST /api/calls/{id}/mute`` ``{"on": true|false}``: the others stop hearing the
+    agent (the recording still has the agent's audio)."""
+    body = await _body(request)
+    control, call, leg = _leg(request, body)
+    control.set_muted(leg, _flag(body))
+    return web.json_response(control.describe(call))
+
+
+async def transfer(request: web.Request) -> web.Response:
+    """``POST /api/calls/{id}/transfer`` ``{"to": NUMBER}``: blind transfer of the
+    agent's other party, routed as if the agent dialled ``NUMBER``."""
+    body = await _body(request)
+    number = body.get("to")
+    if not isinstance(number, str) or not number or len(number) > 64:
+        raise ApiError(400, "to: expected the number or extension to transfer to")
+    control, call, leg = _leg(request, body)
+    problem = control.transfer(leg, number, control.now())
+    if problem is not None:
+        raise ApiError(409, problem)
+    return web.json_response(control.describe(call), status=202)
+
+
+async def hangup(request: web.Request) -> web.Response:
+    """``POST /api/calls/{id}/hangup``: end the whole call."""
+    who = principal(request)
+    control = _control(request)
+    call = control.find_call(request.match_info["call_id"])
+    if call is None or not _visible(who, control, call):
+        raise ApiError(404, "no such live call")
+    if who.role == "agent" and control.agent_leg(call, who.agent) is None:
+        raise ApiError(403, "an agent hangs up its own calls only")
+    control.end_call(call, "api_hangup")
+    return web.json_response({"id": call.id, "state": "ending"})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/calls", list_calls),
+        web.post("/api/calls/{call_id}/hold", hold),
+        web.post("/api/calls/{call_id}/mute", mute),
+        web.post("/api/calls/{call_id}/transfer", transfer),
+        web.post("/api/calls/{call_id}/hangup", hangup),
+    ]
