@@ -172,6 +172,8 @@ class Leg:
     """What we play to the leg while it has nobody to talk to (music on hold, ringback)."""
     room: str | None = None
     """The media room the leg's endpoint is in, as last set."""
+    early: bool = False
+    """An outbound leg whose early media (18x with SDP) is bridged to the caller."""
     digits: str = ""
     """Recent DTMF of an extension's leg, for in-call feature codes (``*3``)."""
     digits_at: float = 0.0
@@ -420,6 +422,8 @@ class CallControl:
                             leg.call.ivr.on_digit(digit, now)
                         elif leg.user is not None:
                             self._feature_digit(leg, digit, now)
+                        if source == "rfc4733" and leg.joined:
+                            self._relay_digit(leg, digit, ms)
                 case PlaybackDone(worker=w, endpoint=e, play_id=play_id, reason=reason):
                     leg = self._legs_by_ep.get((w, e))
                     run = leg.call.ivr if leg is not None else None
@@ -986,8 +990,13 @@ class CallControl:
         status = response.status
         if status < 200:
             if a is not None and not a.answered and status > 100 and self._live(a):
-                self._reply(a.invite, 180 if status == 180 else 183, to_tag=a.local_tag,
-                            headers=(("Contact", self._contact(a.peer)),), now=now)
+                if response.body and response.content_type == "application/sdp":
+                    if not leg.early:  # the far end's audio before the answer (RFC 3960)
+                        leg.early = True
+                        self._spawn(self._early_media(a, leg, response))
+                else:
+                    self._reply(a.invite, 180 if status == 180 else 183, to_tag=a.local_tag,
+                                headers=(("Contact", self._contact(a.peer)),), now=now)
             xfer = leg.call.xfer
             if xfer is not None and xfer.leg is leg and status > 100:
                 self._notify_transferor(xfer, status, now)
@@ -1033,6 +1042,28 @@ class CallControl:
             self._dial_failed(a, failed, now)
         else:
             self._maybe_end(leg.call, leg.call.cause or f"sip:{status}", now)
+
+    async def _early_media(self, a: Leg, b: Leg, response: SipResponse) -> None:
+        """The callee sent 18x with SDP (ringback, an announcement): bridge its audio to
+        the caller now and send the caller 183 with our SDP, so the caller hears what
+        the far end plays before it answers (RFC 3960 gateway model)."""
+        assert b.ep is not None and b.local_sdp is not None
+        try:
+            remote = sdplib.SessionDescription.parse(response.body.decode("utf-8", "replace"))
+            async with a.call.lock:
+                b.media = await self.media.accept_answer(b.ep, b.local_sdp, remote)
+                if not (self._live(a) and self._live(b)) or a.answered or a.ep is None:
+                    return
+                await self.media.room(a.call.id, [a.ep, b.ep])
+                a.room = b.room = a.call.id
+        except (ProtocolError, MediaError) as exc:
+            CallLogAdapter(logger, a.call.id).info("early_media_failed", extra={"error": str(exc)})
+            return
+        if self._live(a) and not a.answered and a.local_sdp is not None:
+            self._reply(a.invite, 183, to_tag=a.local_tag, headers=(
+                ("Contact", self._contact(a.peer)), ("Content-Type", "application/sdp")),
+                body=str(a.local_sdp).encode(), now=self._clock())
+            CallLogAdapter(logger, a.call.id).info("early_media")
 
     async def _connect(self, a: Leg, b: Leg, response: SipResponse) -> None:
         """The callee answered: point its endpoint at the answer, bridge, answer the caller."""
@@ -1552,6 +1583,21 @@ class CallControl:
             log.info("three_way", extra={"joined": held.call.id})
         else:
             log.info("three_way_refused", extra={"reason": "different media workers"})
+
+    def _relay_digit(self, leg: Leg, digit: str, duration_ms: int) -> None:
+        """Pass an RFC 4733 digit on to the others in the conversation: as RFC 4733 where
+        they negotiated telephone-event, in-band tones otherwise (the worker chooses). An
+        in-band digit needs nothing: it is in the audio they already hear."""
+        for other in leg.call.legs:
+            if other is not leg and other.joined and other.ep is not None and self._live(other):
+                self._spawn(self._send_digit(leg.call, other.ep, digit, duration_ms))
+
+    async def _send_digit(self, call: Call, ep: EndpointHandle, digit: str,
+                          duration_ms: int) -> None:
+        try:
+            await self.media.pool.dtmf_send(ep, digit, duration_ms=max(60, min(duration_ms, 500)))
+        except MediaError as exc:
+            CallLogAdapter(logger, call.id).warning("dtmf_relay_failed", extra={"error": str(exc)})
 
     # -- mixing --------------------------------------------------------------------------
     def _remix(self, call: Call) -> None:

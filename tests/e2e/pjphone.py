@@ -16,7 +16,7 @@ Commands (one JSON object per line on stdin), calls named by index in creation o
 transferee's) and ``dest`` (the target's), ``dtmf`` with ``call`` and ``digits``,
 ``quit``. Events go to stdout as JSON lines: ``registered``, ``incoming``,
 ``state`` (``CONFIRMED``/``DISCONNECTED``…), ``media`` (``active``/``local_hold``/
-``remote_hold``/``none``), ``xfer_status``, ``error``.
+``remote_hold``/``none``), ``dtmf`` (a digit received), ``xfer_status``, ``error``.
 """
 
 from __future__ import annotations
@@ -200,6 +200,9 @@ class PhoneCall(pj.Call):
                     self.recorder.createRecorder(path)
                 am.startTransmit(self.recorder)
         emit(event="media", call=self.index, status=status)
+
+    def onDtmfDigit(self, prm: Any) -> None:
+        emit(event="dtmf", call=self.index, digit=prm.digit)
 
     def onCallTransferStatus(self, prm: Any) -> None:
         emit(event="xfer_status", call=self.index, code=prm.statusCode, final=prm.finalNotify)

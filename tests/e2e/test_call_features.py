@@ -1,5 +1,6 @@
 """In-call features between real phones (PJSIP): hold with music on hold, blind transfer
-(REFER), attended transfer (REFER with Replaces), three-way conference (``*3``).
+(REFER), attended transfer (REFER with Replaces), three-way conference (``*3``), the same
+from the HTTP API, DTMF relay, and a carrier's early media reaching the caller.
 
 Each phone sends its own tone (A 700 Hz, B 1100 Hz, C 1500 Hz) and records what it
 hears per call, so "who hears whom" is read from the spectrum of those recordings.
@@ -20,11 +21,12 @@ import pytest
 
 from hotline.moh import NOTES_HZ
 
-from .peers import HotlineProcess, PjPhone
+from .peers import HotlineProcess, PjPhone, free_port, start_sipp
 
 pytestmark = pytest.mark.e2e
 
 A_HZ, B_HZ, C_HZ = 700, 1100, 1500
+SCENARIOS = Path(__file__).parent / "scenarios"
 EXTRA_AGENT = """
 [[agents]]
 id = "1003"
@@ -319,3 +321,55 @@ def test_api_hold_mute_and_transfer_act_on_the_agents_call(site) -> None:  # typ
     log = server.log()
     assert "event=hold leg=1002 by=api" in log and "event=mute leg=1002" in log, log[-3000:]
     _settled(server)
+
+
+def test_rfc4733_digits_are_relayed_to_the_other_phone(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b = phone("1001"), phone("1002")
+    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+    b.wait(event="incoming", timeout=10)
+    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    time.sleep(1.0)
+    a.send("dtmf", call=0, digits="159#")
+    got = "".join(str(b.wait(event="dtmf", call=0, timeout=5)["digit"]) for _ in range(4))
+    assert got == "159#", got
+    a.send("hangup", call=0)
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    _settled(server)
+
+
+def test_carrier_early_media_reaches_the_caller_before_the_answer(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    uas_port = free_port()
+    uas_dir = tmp_path / "uas"
+    uas_dir.mkdir()
+    (uas_dir / "pcap").symlink_to(Path("/usr/share/sip-tester"))
+    uas = start_sipp(["-sf", str(SCENARIOS / "early_media_uas.xml"), "-i", "127.0.0.1",
+                      "-p", str(uas_port), "-m", "1", "-timeout", "60s"], cwd=uas_dir)
+    try:
+        server = hotline_factory(trunk_port=uas_port)
+        caller = PjPhone(tmp_path / "caller", "1001", "pw-1001-secret", server.sip_port,
+                         _tone(tmp_path / "tone.wav", A_HZ))
+        try:
+            assert caller.wait(event="registered", timeout=10)["code"] == 200
+            caller.send("call", uri=f"sip:95550100@127.0.0.1:{server.sip_port}")
+            caller.wait(event="media", call=0, status="active", timeout=10)
+            early = not caller.has(event="state", call=0, state="CONFIRMED")
+            caller.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+            time.sleep(1.0)
+            caller.send("hangup", call=0)
+            caller.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+        finally:
+            caller.stop()
+        out, _ = uas.communicate(timeout=30)
+        assert uas.returncode == 0, out.decode(errors="replace")[-3000:]
+    finally:
+        if uas.poll() is None:
+            uas.kill()
+            uas.wait(5)
+    assert early, "the caller's media started only at the answer"
+    assert "event=early_media" in server.log()
+    pcm, rate = _read(caller.recording(0))
+    first = pcm[: int(rate * 3.0)]  # the 4 s before the answer: the carrier's announcement
+    assert np.sqrt(np.mean(first**2)) > 300, np.sqrt(np.mean(first**2))
