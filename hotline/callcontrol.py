@@ -72,6 +72,7 @@ from sip.transaction import TransactionKey
 from sip.uri import SipUri
 
 from .access import AccessControl
+from .conference import ROOM_PREFIX, ConferenceRooms
 from .config import RouteConfig, SiteConfig, Target, TrunkConfig
 from .dialplan import rewrite
 from .ivrcall import IvrRun
@@ -172,6 +173,8 @@ class Leg:
     """What we play to the leg while it has nobody to talk to (music on hold, ringback)."""
     room: str | None = None
     """The media room the leg's endpoint is in, as last set."""
+    conference: str | None = None
+    """The conference room the leg is in."""
     early: bool = False
     """An outbound leg whose early media (18x with SDP) is bridged to the caller."""
     digits: str = ""
@@ -292,6 +295,7 @@ class CallControl:
         self._flush = flush
         self.access = AccessControl(config)
         self.moh = config.server.moh or builtin_moh(config.server.data_dir)
+        self.conferences = ConferenceRooms(media, self.moh)
         self.registrar = SipRegistrar(
             min_expires=config.sip.min_expires, max_expires=config.sip.max_expires,
             default_expires=min(3600, config.sip.max_expires),
@@ -578,7 +582,10 @@ class CallControl:
         call = Call(id=request.call_id, caller=caller, called=called, target=target,
                     started=now, trunk=ident.trunk, user=ident.user,
                     record=route.record if route is not None else True, route=target)
-        call.media_key = self._media_key_for(ident.user) or call.id
+        if target.kind == "conference":  # a room's endpoints share one worker
+            call.media_key = ROOM_PREFIX + (target.arg or "")
+        else:
+            call.media_key = self._media_key_for(ident.user) or call.id
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,
@@ -606,8 +613,10 @@ class CallControl:
             self._dial_agent(call, leg, target.arg or "", now)
         elif kind == "voicemail":
             self._spawn(self._answer_voicemail(leg, target.arg or ""))
+        elif kind == "conference":
+            self._spawn(self._answer_conference(leg, target.arg or ""))
         else:
-            # queue/conference arrive with the calls-end-to-end issue.
+            # queue: arrives with the ACD (issue 5).
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
 
@@ -737,11 +746,49 @@ class CallControl:
             self._dial_trunk(call, a, target.arg or "", action.number or call.called, now)
         elif kind in ("echo", "play"):
             self._spawn(self._local_app(a))
+        elif kind == "conference":
+            call.target = target
+            self._spawn(self._transfer_to_conference(a, target.arg or ""))
         elif kind == "hangup":
             self.hangup(call, now, "hangup")
         else:
             log.info("target_unavailable", extra={"target": str(target)})
             self.hangup(call, now, "target_unavailable")
+
+    async def _answer_conference(self, leg: Leg, name: str) -> None:
+        """Answer the caller into conference room ``name``."""
+        if not await self._create_answer_endpoint(leg):
+            return
+        if await self._join_conference(leg, name) and not leg.answered and self._live(leg):
+            self._send_answer(leg, self._clock())
+
+    async def _transfer_to_conference(self, leg: Leg, name: str) -> None:
+        """An IVR sent its answered caller to conference room ``name``."""
+        await self._join_conference(leg, name)
+
+    async def _join_conference(self, leg: Leg, name: str) -> bool:
+        """Put the (answered or about to be) caller's leg into room ``name``."""
+        ep = leg.ep
+        log = CallLogAdapter(logger, leg.call.id)
+        if ep is None or not self.conferences.accepts(name, ep):
+            # An IVR's caller whose endpoint lives in another worker than the room's.
+            log.info("target_unavailable", extra={"target": f"conference:{name}",
+                                                  "reason": "other media worker"})
+            self._fail_caller(leg, 480, self._clock())
+            return False
+        try:
+            size = await self.conferences.join(name, ep)
+        except MediaError as exc:
+            log.warning("media_failed", extra={"error": str(exc)})
+            self._fail_caller(leg, 503, self._clock())
+            return False
+        if not self._live(leg):  # hung up while joining: the leave was skipped
+            await self.conferences.leave(name, ep)
+            return False
+        leg.conference = name
+        leg.joined = True
+        log.info("conference_join", extra={"room": name, "size": size})
+        return True
 
     async def _answer_voicemail(self, leg: Leg, arg: str) -> None:
         """Answer the caller and run mailbox ``arg`` on its leg (``BOX`` leaves a message,
@@ -1720,7 +1767,16 @@ class CallControl:
         if ep is not None:
             leg.ep = None
             self._legs_by_ep.pop((ep.worker, ep.id), None)
-            self._spawn(self._destroy(leg.call, ep))
+            if leg.conference is not None:
+                self._spawn(self._leave_conference(leg, leg.conference, ep))
+            else:
+                self._spawn(self._destroy(leg.call, ep))
+
+    async def _leave_conference(self, leg: Leg, name: str, ep: EndpointHandle) -> None:
+        await self.conferences.leave(name, ep)
+        CallLogAdapter(logger, leg.call.id).info("conference_leave", extra={
+            "room": name, "size": self.conferences.size(name)})
+        await self._destroy(leg.call, ep)
 
     async def _destroy(self, call: Call, ep: EndpointHandle) -> None:
         async with call.lock:  # after the room changes queued before it

@@ -27,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 A_HZ, B_HZ, C_HZ = 700, 1100, 1500
 SCENARIOS = Path(__file__).parent / "scenarios"
+CONFERENCE_ROUTE = '[[routes]]\nmatch = "800"\nto = "conference:team"\n'
 EXTRA_AGENT = """
 [[agents]]
 id = "1003"
@@ -79,7 +80,7 @@ def _hears(path: Path, hz: float, last_s: float = 1.5, level: float = 500.0) -> 
 @pytest.fixture
 def site(hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
          ) -> Iterator[tuple[HotlineProcess, Callable[[str], PjPhone]]]:
-    server = hotline_factory(EXTRA_AGENT)
+    server = hotline_factory(EXTRA_AGENT, routes_first=CONFERENCE_ROUTE)
     phones: list[PjPhone] = []
     tones = {"1001": A_HZ, "1002": B_HZ, "1003": C_HZ}
 
@@ -373,3 +374,36 @@ def test_carrier_early_media_reaches_the_caller_before_the_answer(
     pcm, rate = _read(caller.recording(0))
     first = pcm[: int(rate * 3.0)]  # the 4 s before the answer: the carrier's announcement
     assert np.sqrt(np.mean(first**2)) > 300, np.sqrt(np.mean(first**2))
+
+
+def test_conference_room_mixes_everyone_and_outlives_each_participant(site) -> None:  # type: ignore[no-untyped-def]
+    server, phone = site
+    a, b, c = phone("1001"), phone("1002"), phone("1003")
+    for p in (a, b, c):
+        p.send("call", uri=f"sip:800@127.0.0.1:{server.sip_port}")
+        p.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+        time.sleep(0.5)
+    time.sleep(2.5)
+    c.send("hangup", call=0)  # C leaves: A and B go on
+    time.sleep(2.5)
+    assert not a.has(event="state", call=0, state="DISCONNECTED")
+    b.send("hangup", call=0)
+    time.sleep(2.0)  # A alone: music on hold
+    a.send("hangup", call=0)
+    for p in (a, b, c):
+        p.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+        p.stop()
+    # C heard both others (N-1 mixing: not itself).
+    pcm, rate = _read(c.recording(0))
+    lv = np.median(_levels(pcm[-int(rate * 2.0):], rate, [A_HZ, B_HZ, C_HZ]), axis=0)
+    assert lv[0] > 500 and lv[1] > 500 and lv[2] < 100, lv
+    # B heard A and, before C left, C; at the end only A.
+    assert _hears(b.recording(0), A_HZ) and not _hears(b.recording(0), C_HZ)
+    # A, alone at the end, heard music on hold.
+    pcm, rate = _read(a.recording(0))
+    notes = sorted({f for f in NOTES_HZ if f})
+    lv = _levels(pcm[-int(rate * 1.6):], rate, notes)
+    assert (lv.max(axis=1) > 200).sum() >= 3, lv.max(axis=1)
+    log = server.log()
+    assert log.count("event=conference_join room=team") == 3, log[-3000:]
+    _settled(server)
