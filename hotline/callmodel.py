@@ -1,0 +1,167 @@
+"""What a call is: its legs (SIP dialogs with media endpoints), its state, and the
+transfer in progress. Call control (:mod:`hotline.callcontrol`) creates and changes
+them; the server reads them for CDRs and recordings; the API describes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from media.client import EndpointHandle
+from sip import sdp as sdplib
+from sip.dialog import SipDialog
+from sip.message import SipRequest, SipResponse
+from sip.peer import Peer
+from sip.session_timer import SessionTimer, UasTimerDecision
+from sip.transaction import TransactionKey
+
+from .config import Target, TrunkConfig
+from .silence import SilentCallRule
+from .trunkselect import TrunkPlan
+
+if TYPE_CHECKING:
+    from .ivrcall import IvrRun
+
+
+def new_tag() -> str:
+    """A fresh From/To tag."""
+    return secrets.token_hex(6)
+
+
+class CallState(Enum):
+    """Where a call is in its life."""
+
+    SETUP = "setup"
+    ANSWERED = "answered"
+    ENDED = "ended"
+
+
+@dataclass(eq=False)
+class Leg:
+    """One SIP dialog of a call, with its media endpoint."""
+
+    call: Call
+    peer: Peer
+    uas: bool
+    """True for the leg toward the caller (we answer), False toward the callee."""
+    call_id: str
+    local_tag: str
+    invite: SipRequest
+    local_host: str
+    dialog: SipDialog | None = None
+    txn_key: TransactionKey | None = None
+    answered: bool = False
+    cancelled: bool = False
+    bye_sent: bool = False
+    ep: EndpointHandle | None = None
+    remote_sdp: sdplib.SessionDescription | None = None
+    local_sdp: sdplib.SessionDescription | None = None
+    sdp_version: int = 1
+    media: sdplib.NegotiatedMedia | None = None
+    created: float = 0.0
+    answered_at: float | None = None
+    ended_at: float | None = None
+    status: int | None = None
+    """Final status of an outbound INVITE (its CDR disposition)."""
+    user: str | None = None
+    """The extension (agent id) behind this leg, if it is one of ours."""
+    partner: Leg | None = None
+    """For an outbound leg: the leg it was dialled for (the caller, a transferee)."""
+    joined: bool = False
+    """The leg is in the call's conversation (bridged, conferenced)."""
+    held: bool = False
+    """The leg's phone put us on hold (its last offer was sendonly/inactive)."""
+    parked: bool = False
+    """Put on hold through the API (the phone knows nothing of it)."""
+    muted: bool = False
+    """The others do not hear this leg (API mute)."""
+    prompt: str | None = None
+    """What we play to the leg while it has nobody to talk to (music on hold, ringback)."""
+    room: str | None = None
+    """The media room the leg's endpoint is in, as last set."""
+    conference: str | None = None
+    """The conference room the leg is in."""
+    early: bool = False
+    """An outbound leg whose early media (18x with SDP) is bridged to the caller."""
+    digits: str = ""
+    """Recent DTMF of an extension's leg, for in-call feature codes (``*3``)."""
+    digits_at: float = 0.0
+    timer_offer: UasTimerDecision | None = None
+    """The session timer agreed for our 2xx to the leg's INVITE (RFC 4028)."""
+    timer: SessionTimer | None = None
+    """The leg's running session timer."""
+    timer_handle: asyncio.TimerHandle | None = None
+    peer_allow: SipRequest | SipResponse | None = None
+    """The peer's message carrying its Allow (its INVITE, or its 2xx to ours)."""
+    trunk: TrunkConfig | None = None
+    """For an outbound leg through a trunk: that trunk (one of its channels is counted
+    until the leg ends)."""
+    trunk_plan: TrunkPlan | None = None
+    """For an outbound leg through a trunk: the route's trunks, for failover."""
+
+
+@dataclass(eq=False)
+class BlindTransfer:
+    """A blind transfer in progress (RFC 3515): the transferee waits for the target."""
+
+    transferor: Leg
+    transferee: Leg
+    event_id: str
+    subscribe: bool
+    target: Target
+    leg: Leg | None = None
+    """The outbound leg toward the target, once dialled."""
+
+
+@dataclass(eq=False)
+class Call:
+    """A call: the caller's leg, the callee's leg if any, and what routed it."""
+
+    id: str
+    caller: str
+    called: str
+    target: Target
+    started: float
+    trunk: TrunkConfig | None = None
+    user: str | None = None
+    legs: list[Leg] = field(default_factory=list)
+    state: CallState = CallState.SETUP
+    answered_at: float | None = None
+    ended_at: float | None = None
+    cause: str = ""
+    status: int | None = None
+    key: str = ""
+    """Index of the call in :attr:`CallControl.calls` (Call-ID;our tag)."""
+    cdr_open: bool = False
+    """The call's CDR was written at answer and awaits its end."""
+    record: bool = True
+    """The route allows recording this call."""
+    recording_id: str | None = None
+    """The call's recording (one per contact), once answered and recorded."""
+    route: Target | None = None
+    """The route's target (``ivr:NAME``); :attr:`target` is where the call is now."""
+    ivr: IvrRun | None = None
+    """The IVR session running on the caller's leg, if the call entered one."""
+
+    def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
+        """Endpoints for the recording's channels: the caller (left) and everyone the
+        caller talks to (right: the agent, a transfer target, a conference's others)."""
+        eps = [(i, x.ep) for i, x in enumerate(self.legs) if x.ep is not None and x.joined
+               or i == 0 and x.ep is not None]
+        return [e for i, e in eps if i == 0], [e for i, e in eps if i != 0]
+    media_key: str = ""
+    """Which media worker the call's endpoints live in (legs that may be joined later,
+    an extension's consultation call, share its first call's key)."""
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serialises the call's room and endpoint changes in the worker."""
+    xfer: BlindTransfer | None = None
+    """A blind transfer in progress."""
+    silent_config: tuple[str, int] | None = None
+    """The silent-call rule's prompt and seconds (from the call's IVR), if on."""
+    silent: SilentCallRule | None = None
+    """The silent-call rule, once the caller is connected to a person."""
+    silent_handle: asyncio.TimerHandle | None = None
