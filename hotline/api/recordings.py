@@ -26,15 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from recorder.index import Recording, RecordingIndex, RecordingState
 from recorder.naming import EXTENSIONS, recordings_dir
 
+from .audiofile import serve_audio
 from .auth import Principal, principal
 from .errors import ApiError
 from .params import Page, page, text, when
-from .ranges import RangeNotSatisfiable, choose_range
 from .state import STATE
 
 __all__ = ["CONTENT_TYPES", "recording_json", "routes", "search_scoped"]
@@ -45,8 +44,6 @@ CONTENT_TYPES: Mapping[str, str] = {
     "opus": "audio/ogg; codecs=opus",
     "mp3": "audio/mpeg",
 }
-#: Request headers the file sender must not act on by itself (decided here instead).
-_DECIDED_HEADERS = ("Range", "If-Range", "Accept-Encoding")
 
 
 def recording_json(rec: Recording) -> dict[str, Any]:
@@ -152,17 +149,6 @@ def _file(data_dir: Path, rec: Recording) -> Path:
     return path
 
 
-class _DecidedFileResponse(web.FileResponse):
-    """A ``FileResponse`` that sees the request with Range/If-Range already decided."""
-
-    def __init__(self, path: Path, view: web.BaseRequest, headers: Mapping[str, str]):
-        super().__init__(path, headers=headers)
-        self._view = view
-
-    async def prepare(self, request: web.BaseRequest) -> Any:
-        return await super().prepare(self._view)
-
-
 async def audio(request: web.Request) -> web.StreamResponse:
     """``GET /api/recordings/{id}/audio``: the file, with Range support."""
     state = request.app[STATE]
@@ -181,24 +167,8 @@ async def audio(request: web.Request) -> web.StreamResponse:
                 raise ApiError(404, "the recording file is missing") from None
             rec = again
     assert st is not None
-    try:
-        chosen = choose_range(request.headers.get("Range"), request.headers.get("If-Range"), st)
-    except RangeNotSatisfiable:
-        raise ApiError(416, "range not satisfiable",
-                       {"Content-Range": f"bytes */{st.st_size}", "Accept-Ranges": "bytes"}
-                       ) from None
-    headers = CIMultiDict(request.headers)
-    for name in _DECIDED_HEADERS:
-        headers.popall(name, None)
-    if chosen is not None:
-        headers["Range"] = chosen.header
-    name = f"{rec.id}{EXTENSIONS.get(rec.format, '')}"
-    disposition = "attachment" if request.query.get("download") in ("1", "true") else "inline"
-    return _DecidedFileResponse(path, request.clone(headers=headers), {
-        "Content-Type": CONTENT_TYPES.get(rec.format, "application/octet-stream"),
-        "Content-Disposition": f'{disposition}; filename="{name}"',
-        "Cache-Control": "private, no-cache",
-    })
+    return serve_audio(request, path, st, CONTENT_TYPES.get(rec.format, "application/octet-stream"),
+                       f"{rec.id}{EXTENSIONS.get(rec.format, '')}")
 
 
 def routes() -> list[web.RouteDef]:

@@ -17,18 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from multidict import CIMultiDict
 
 from ..voicemail_store import VoicemailRecord, VoicemailStore, valid_box
+from .audiofile import serve_audio
 from .auth import Principal, principal
 from .errors import ApiError
 from .params import page
-from .ranges import RangeNotSatisfiable, choose_range
 from .state import STATE
 
 __all__ = ["ROLES", "message_json", "routes"]
@@ -36,20 +33,6 @@ __all__ = ["ROLES", "message_json", "routes"]
 #: Roles that see voicemail boxes (boxes have no owner agent).
 ROLES = frozenset({"admin", "supervisor"})
 _CONTENT_TYPE = "audio/wav"
-#: Request headers the file sender must not act on by itself (decided here instead).
-_DECIDED_HEADERS = ("Range", "If-Range", "Accept-Encoding")
-
-
-class _DecidedFileResponse(web.FileResponse):
-    """A ``FileResponse`` that sees the request with Range/If-Range already decided
-    (as :mod:`hotline.api.recordings` sends recordings)."""
-
-    def __init__(self, path: Path, view: web.BaseRequest, headers: Mapping[str, str]):
-        super().__init__(path, headers=headers)
-        self._view = view
-
-    async def prepare(self, request: web.BaseRequest) -> Any:
-        return await super().prepare(self._view)
 
 
 def message_json(rec: VoicemailRecord) -> dict[str, Any]:
@@ -185,23 +168,7 @@ async def audio(request: web.Request) -> web.StreamResponse:
         st = await asyncio.to_thread(os.stat, path)
     except (ValueError, OSError):
         raise ApiError(404, "the message file is missing") from None
-    try:
-        chosen = choose_range(request.headers.get("Range"), request.headers.get("If-Range"), st)
-    except RangeNotSatisfiable:
-        raise ApiError(416, "range not satisfiable",
-                       {"Content-Range": f"bytes */{st.st_size}", "Accept-Ranges": "bytes"}
-                       ) from None
-    headers = CIMultiDict(request.headers)
-    for name in _DECIDED_HEADERS:
-        headers.popall(name, None)
-    if chosen is not None:
-        headers["Range"] = chosen.header
-    disposition = "attachment" if request.query.get("download") in ("1", "true") else "inline"
-    return _DecidedFileResponse(path, request.clone(headers=headers), {
-        "Content-Type": _CONTENT_TYPE,
-        "Content-Disposition": f'{disposition}; filename="{rec.box}-{rec.id}.wav"',
-        "Cache-Control": "private, no-cache",
-    })
+    return serve_audio(request, path, st, _CONTENT_TYPE, f"{rec.box}-{rec.id}.wav")
 
 
 def routes() -> list[web.RouteDef]:

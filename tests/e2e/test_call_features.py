@@ -115,12 +115,26 @@ def _settled(server: HotlineProcess, timeout: float = 10.0) -> None:
     raise AssertionError(f"calls left over:\n{server.log()[-4000:]}")
 
 
+def _call(server: HotlineProcess, caller: PjPhone, callee: PjPhone, number: str,
+          call: int = 0) -> None:
+    """``caller`` dials ``number``; ``callee`` rings and answers; ``caller``'s call number
+    ``call`` is confirmed."""
+    caller.send("call", uri=f"sip:{number}@127.0.0.1:{server.sip_port}")
+    callee.wait(event="incoming", timeout=10)
+    caller.wait(event="state", call=call, state="CONFIRMED", timeout=10)
+
+
+def _hold_and_consult(server: HotlineProcess, b: PjPhone, c: PjPhone) -> None:
+    """B holds its call 0 and calls C (its call 1)."""
+    b.send("hold", call=0)
+    b.wait(event="media", call=0, status="local_hold", timeout=10)
+    _call(server, b, c, "1003", call=1)
+
+
 def test_hold_plays_music_on_hold_and_resume_restores_the_talk(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b = phone("1001"), phone("1002")
-    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
-    b.wait(event="incoming", timeout=10)
-    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    _call(server, a, b, "1002")
     time.sleep(2.0)
     a.send("hold", call=0)
     a.wait(event="media", call=0, status="local_hold", timeout=10)
@@ -151,9 +165,7 @@ def test_hold_plays_music_on_hold_and_resume_restores_the_talk(site) -> None:  #
 def test_blind_transfer_connects_the_caller_to_the_target(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b, c = phone("1001"), phone("1002"), phone("1003")
-    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
-    b.wait(event="incoming", timeout=10)
-    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    _call(server, a, b, "1002")
     time.sleep(1.0)
     b.send("xfer", call=0, uri=f"sip:1003@127.0.0.1:{server.sip_port}")
     c.wait(event="incoming", timeout=10)
@@ -178,14 +190,8 @@ def test_blind_transfer_connects_the_caller_to_the_target(site) -> None:  # type
 def test_attended_transfer_joins_the_held_caller_and_the_consulted_agent(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b, c = phone("1001"), phone("1002"), phone("1003")
-    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
-    b.wait(event="incoming", timeout=10)
-    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
-    b.send("hold", call=0)
-    b.wait(event="media", call=0, status="local_hold", timeout=10)
-    b.send("call", uri=f"sip:1003@127.0.0.1:{server.sip_port}")  # the consultation
-    c.wait(event="incoming", timeout=10)
-    b.wait(event="state", call=1, state="CONFIRMED", timeout=10)
+    _call(server, a, b, "1002")
+    _hold_and_consult(server, b, c)
     time.sleep(1.5)
     b.send("xfer_replaces", call=0, dest=1)
     b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
@@ -221,14 +227,8 @@ def test_attended_transfer_joins_the_held_caller_and_the_consulted_agent(site) -
 def test_star3_makes_a_three_way_call_of_the_held_and_the_consulted_party(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b, c = phone("1001"), phone("1002"), phone("1003")
-    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
-    b.wait(event="incoming", timeout=10)
-    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
-    b.send("hold", call=0)
-    b.wait(event="media", call=0, status="local_hold", timeout=10)
-    b.send("call", uri=f"sip:1003@127.0.0.1:{server.sip_port}")
-    c.wait(event="incoming", timeout=10)
-    b.wait(event="state", call=1, state="CONFIRMED", timeout=10)
+    _call(server, a, b, "1002")
+    _hold_and_consult(server, b, c)
     time.sleep(1.0)
     b.send("dtmf", call=1, digits="*3")
     b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)  # the held call is folded in
@@ -275,9 +275,7 @@ class _Api:
 def test_api_hold_mute_and_transfer_act_on_the_agents_call(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b, c = phone("1001"), phone("1002"), phone("1003")
-    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
-    b.wait(event="incoming", timeout=10)
-    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    _call(server, a, b, "1002")
     api = _Api(server.http_port, "1002", "pw-1002-secret")  # type: ignore[attr-defined]
     calls = api.get("/api/calls")["calls"]
     assert len(calls) == 1, calls  # type: ignore[arg-type]
@@ -327,9 +325,7 @@ def test_api_hold_mute_and_transfer_act_on_the_agents_call(site) -> None:  # typ
 def test_rfc4733_digits_are_relayed_to_the_other_phone(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b = phone("1001"), phone("1002")
-    a.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
-    b.wait(event="incoming", timeout=10)
-    a.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+    _call(server, a, b, "1002")
     time.sleep(1.0)
     a.send("dtmf", call=0, digits="159#")
     got = "".join(str(b.wait(event="dtmf", call=0, timeout=5)["digit"]) for _ in range(4))

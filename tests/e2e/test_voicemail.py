@@ -37,7 +37,7 @@ import pytest
 
 from media.audiofile import write_wav
 
-from .peers import HotlineProcess, free_port, run_sipp, start_sipp
+from .peers import HotlineProcess, free_port, pcap_caller_scenario, run_sipp, start_sipp
 from .test_ivr_recording import _best, _noise, _query, ncc_peak
 from .test_media_path import PCAPS, _alaw_decode, _pcap_rtp_payloads
 from .test_recording_crash import _children
@@ -54,53 +54,7 @@ SPEECH = ((1.5, 2.5), (2.5, 3.5), (4.0, 5.0))
 ROUTES = ('[[routes]]\nmatch = "5000"\nto = "voicemail:sales"\n\n'
           '[[routes]]\nmatch = "5001"\nto = "voicemail:*sales"\n')
 
-SCENARIO = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="voicemail caller">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[local_ip_type] [local_ip]
-      t=0 0
-      m=audio [auto_media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-11,16
-    ]]>
-  </send>
-  <recv response="100" optional="true"/>
-  <recv response="180" optional="true"/>
-  <recv response="183" optional="true"/>
-  <recv response="200" rtd="true"/>
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-{body}
-</scenario>
-"""
+SCENARIO = pcap_caller_scenario("voicemail caller", "{body}\n")
 
 
 def _pause(ms: int) -> str:
