@@ -1569,17 +1569,20 @@ class CallControl:
     def hangup(self, call: Call, now: float, cause: str = "hangup") -> None:
         """End a call from our side (API, shutdown): BYE answered legs, end the rest."""
         call.cause = call.cause or cause
-        for leg in list(call.legs):
-            if not self._live(leg):
-                continue
+        self._release([x for x in call.legs if self._live(x)], 480, now)
+        self._maybe_end(call, cause, now)
+
+    def _release(self, legs: list[Leg], unanswered: int, now: float) -> None:
+        """End each of ``legs`` the way its state needs: BYE when answered, the final
+        status ``unanswered`` to a caller still ringing, CANCEL toward a callee."""
+        for leg in legs:
             if leg.answered:
                 self._send_bye(leg, now)
             elif leg.uas:
-                self._end_leg_unanswered(leg, 480, now)
+                self._end_leg_unanswered(leg, unanswered, now)
             else:
                 leg.cancelled = True
                 self.stack.cancel(leg.txn_key, now)
-        self._maybe_end(call, cause, now)
 
     def _leg_gone(self, leg: Leg, cause: str, now: float) -> None:
         """A leg ended (BYE, CANCEL, transport failure): keep the rest of the call if it
@@ -1598,14 +1601,7 @@ class CallControl:
             self._maybe_end(call, cause, now)
             return
         call.cause = call.cause or cause
-        for x in live:
-            if x.answered:
-                self._send_bye(x, now)
-            elif x.uas:
-                self._end_leg_unanswered(x, 487, now)
-            else:
-                x.cancelled = True
-                self.stack.cancel(x.txn_key, now)
+        self._release(live, 487, now)
         self._maybe_end(call, call.cause, now)
 
     # -- bookkeeping ---------------------------------------------------------------
