@@ -1164,6 +1164,12 @@ class CallControl:
         """The loop clock call control runs on."""
         return self._clock()
 
+    def log_recording_pause(self, call: Call, paused: bool) -> None:
+        """Audit a recording pause or resume (who asked is in the API's access log)."""
+        CallLogAdapter(logger, call.id).info(
+            "recording_paused" if paused else "recording_resumed",
+            extra={"recording": call.recording_id})
+
     def end_call(self, call: Call, cause: str) -> None:
         """Hang up a whole call from our side and send what that takes."""
         self.hangup(call, self._clock(), cause)
@@ -1177,7 +1183,7 @@ class CallControl:
             "route": str(call.route or call.target), "target": str(call.target),
             "state": call.state.value,
             "answered_seconds": round(now - call.answered_at, 1) if call.answered_at else None,
-            "recording_id": call.recording_id,
+            "recording_id": call.recording_id, "recording_paused": call.recording_paused,
             "legs": [{"agent": x.user, "caller": i == 0, "answered": x.answered,
                       "held": x.held or x.parked, "muted": x.muted}
                      for i, x in enumerate(call.legs) if self._live(x)],

@@ -141,6 +141,8 @@ class Call:
     record: bool = True
     """The route allows recording this call."""
     recording_id: str | None = None
+    recording_paused: bool = False
+    """The recording is paused (card details being read out)."""
     """The call's recording (one per contact), once answered and recorded."""
     route: Target | None = None
     """The route's target (``ivr:NAME``); :attr:`target` is where the call is now."""

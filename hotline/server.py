@@ -83,7 +83,8 @@ class HotlineServer:
                                       self.media, self._spawn)
                          if config.recording.enabled else None)
         self._retention: asyncio.TimerHandle | None = None
-        self.api = ApiServer(config, live=server_metrics(self), calls=self.calls)
+        self.api = ApiServer(config, live=server_metrics(self), calls=self.calls,
+                             recorder=self.recorder)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:

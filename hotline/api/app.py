@@ -34,6 +34,7 @@ from .state import STATE, ApiState
 
 if TYPE_CHECKING:
     from ..callcontrol import CallControl
+    from ..recording import CallRecorder
 
 __all__ = ["ApiServer", "create_app"]
 
@@ -68,6 +69,7 @@ def create_app(
     live: LiveMetrics | None = None,
     clock: Callable[[], float] = time.monotonic,
     calls: CallControl | None = None,
+    recorder: CallRecorder | None = None,
 ) -> web.Application:
     """Build the API application for a site (opens its database connection).
 
@@ -86,6 +88,7 @@ def create_app(
         metrics=ApiMetrics(live, lambda: len(sessions)),
         tz=zoneinfo.ZoneInfo(config.server.timezone) if config.server.timezone else None,
         calls=calls,
+        recorder=recorder,
     )
     app = web.Application(
         middlewares=[_count_requests, error_middleware, auth.session_middleware],
@@ -143,10 +146,12 @@ class ApiServer:
         live: LiveMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         calls: CallControl | None = None,
+        recorder: CallRecorder | None = None,
     ) -> None:
         self.config = config
         self.live = live
         self.calls = calls
+        self.recorder = recorder
         self.clock = clock
         self.app: web.Application | None = None
         #: ``(scheme, host, port)`` of every bound listener, once started.
@@ -172,7 +177,8 @@ class ApiServer:
                 listeners.append(("https", server.https, ctx))
         if not listeners:
             return []
-        self.app = create_app(self.config, live=self.live, clock=self.clock, calls=self.calls)
+        self.app = create_app(self.config, live=self.live, clock=self.clock, calls=self.calls,
+                              recorder=self.recorder)
         runner = web.AppRunner(self.app, access_log_class=_AccessLogger,
                                access_log=logging.getLogger("hotline.api.access"),
                                shutdown_timeout=SHUTDOWN_TIMEOUT)

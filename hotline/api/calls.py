@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from media.client import MediaError
+
 from .auth import Principal, principal
 from .errors import ApiError
 from .state import STATE
@@ -125,6 +127,27 @@ async def transfer(request: web.Request) -> web.Response:
     return web.json_response(control.describe(call), status=202)
 
 
+async def recording(request: web.Request) -> web.Response:
+    """``POST /api/calls/{id}/recording`` ``{"paused": true|false}``: stop writing the
+    call's audio while a caller reads out card details (PCI DSS), then go on in the same
+    file (the paused stretch is left out of it)."""
+    body = await _body(request)
+    paused = body.get("paused")
+    if not isinstance(paused, bool):
+        raise ApiError(400, "paused: expected true or false")
+    control, call, _ = _leg(request, body)
+    recorder = request.app[STATE].recorder
+    if recorder is None or call.recording_id is None:
+        raise ApiError(409, "the call is not being recorded")
+    try:
+        await recorder.pause(call.recording_id, paused)
+    except MediaError as exc:
+        raise ApiError(409, str(exc)) from None
+    call.recording_paused = paused
+    control.log_recording_pause(call, paused)
+    return web.json_response(control.describe(call))
+
+
 async def hangup(request: web.Request) -> web.Response:
     """``POST /api/calls/{id}/hangup``: end the whole call."""
     who = principal(request)
@@ -144,5 +167,6 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/calls/{call_id}/hold", hold),
         web.post("/api/calls/{call_id}/mute", mute),
         web.post("/api/calls/{call_id}/transfer", transfer),
+        web.post("/api/calls/{call_id}/recording", recording),
         web.post("/api/calls/{call_id}/hangup", hangup),
     ]

@@ -18,6 +18,7 @@ from ..config import SiteConfig
 
 if TYPE_CHECKING:
     from ..callcontrol import CallControl
+    from ..recording import CallRecorder
     from .auth import Accounts, LoginLimiter, SessionStore
     from .db import ApiDatabase
     from .metrics import ApiMetrics
@@ -41,6 +42,8 @@ class ApiState:
     #: The server's call control (live calls and in-call commands); None when the API
     #: runs without a SIP side (tests of the stored-data endpoints).
     calls: CallControl | None = None
+    #: The server's recorder (pause/resume of live recordings); None without one.
+    recorder: CallRecorder | None = None
 
 
 #: The application key of :class:`ApiState`.

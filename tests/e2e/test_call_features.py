@@ -403,3 +403,42 @@ def test_conference_room_mixes_everyone_and_outlives_each_participant(site) -> N
     log = server.log()
     assert log.count("event=conference_join room=team") == 3, log[-3000:]
     _settled(server)
+
+
+def test_api_recording_pause_leaves_the_stretch_out_of_the_same_file(site) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    import av
+
+    server, phone = site
+    a, b = phone("1001"), phone("1002")
+    _call(server, a, b, "1002")
+    api = _Api(server.http_port, "1002", "pw-1002-secret")  # type: ignore[attr-defined]
+    call_id = api.get("/api/calls")["calls"][0]["id"]  # type: ignore[index]
+    time.sleep(2.0)
+    paused = api.post(f"/api/calls/{call_id}/recording", {"paused": True})
+    assert paused["recording_paused"] is True, paused
+    time.sleep(3.0)
+    api.post(f"/api/calls/{call_id}/recording", {"paused": False})
+    time.sleep(2.0)
+    a.send("hangup", call=0)
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    _settled(server)
+    found = api.get(f"/api/recordings?call_id={call_id}")["recordings"]
+    assert len(found) == 1, found  # type: ignore[arg-type]
+    rec_id = found[0]["id"]  # type: ignore[index]
+    with api.opener.open(f"{api.base}/api/recordings/{rec_id}/audio", timeout=10) as resp:
+        data = resp.read()
+    with av.open(io.BytesIO(data)) as f:
+        resampler = av.AudioResampler(format="s16", layout="stereo", rate=8000)
+        chunks = [o.to_ndarray().reshape(-1, 2) for fr in f.decode(audio=0)
+                  for o in resampler.resample(fr)]
+    pcm = np.concatenate(chunks).astype(float)
+    # The paused 3 s are left out of the file: about 4 s of the 7 s call, loud throughout
+    # (both phones' tones), none of it from the pause.
+    seconds = len(pcm) / 8000
+    assert 3.3 < seconds < 5.0, seconds
+    n = 1600
+    rms = np.array([np.sqrt(np.mean(pcm[i:i + n] ** 2)) for i in range(0, len(pcm) - n, n)])
+    assert (rms > 1000).sum() >= len(rms) - 2, rms.round()
+    assert "event=recording_paused" in server.log() and "event=recording_resumed" in server.log()
