@@ -1077,6 +1077,11 @@ class CallControl:
     def _handle_reinvite(self, leg: Leg, request: SipRequest, now: float) -> None:
         """Re-INVITE (target refresh, hold/resume, session refresh): answer on the same
         endpoint."""
+        if any(x is leg and k.method == "INVITE" for k, x in self._refreshes.items()
+               if isinstance(k, TransactionKey)):
+            # Glare: our own re-INVITE is pending on this dialog (RFC 3261 §14.2).
+            self._reply(request, 491, now=now)
+            return
         decision = self._refresh_received(leg, request, now)
         if decision is None:
             return
