@@ -92,6 +92,7 @@ if TYPE_CHECKING:  # aiortc is imported on the first WebRTC endpoint (worker sta
 logger = logging.getLogger("hotline.media.worker")
 
 TICK_MS = 20.0
+TICK_SAMPLES = 160  # 20 ms at 8 kHz: the RTP timestamp step of one tick
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 FRAME = 160
 DTMF_CHARS = "0123456789*#ABCD"
@@ -272,6 +273,11 @@ class MediaWorker:
                 missed = int((now - deadline) // TICK_MS)
                 self.skipped_ticks += missed
                 deadline += missed * TICK_MS
+                # No audio was sent for the skipped ticks: jump every outgoing RTP
+                # timestamp by that time (RFC 3550 §5.1, the sampling instant), so the
+                # far end's jitter buffer sees a gap, not a stream that is now late for
+                # the rest of the call.
+                self.net.out_ts += np.uint32((missed * TICK_SAMPLES) & 0xFFFFFFFF)
 
     def _emit(self, event: str, **fields: Any) -> None:
         fields["event"] = event
