@@ -112,7 +112,7 @@ class MediaPool:
         lo, hi = port_range
         if hi - lo + 1 < 2 * n:
             raise ValueError(f"port range {lo}-{hi} is too small for {n} workers")
-        size = (hi - lo + 1) // n
+        size = (hi - lo + 1) // n // 2 * 2  # even: every slice starts on an even RTP port
         self._workers = [
             _Worker(i, (lo + i * size, lo + (i + 1) * size - 1),
                     os.path.join(socket_dir, f"media-{os.getpid()}-{i}.sock"))
