@@ -186,3 +186,37 @@ def test_extension_calls_out_through_the_trunk_to_sipp(
     hz, rms = _peak_hz(sorted((tmp_path / "phone").glob("dump-*-dec.wav"))[-1])
     assert abs(hz - 900) < 20 and rms > 1000, (hz, rms)
     assert "target=trunk:carrier" in server.log()
+
+
+def test_baresip_blind_transfer_hands_the_caller_to_a_third_extension(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    """baresip's own REFER (its ``transfer`` command): 1001 calls 1002, 1002 transfers
+    1001 to 1003; 1001 then hears 1003 in the same call."""
+    server = hotline_factory('\n[[agents]]\nid = "1003"\nname = "Zhang Min"\n'
+                             'password = "pw-1003-secret"\n')
+    phones = {}
+    for user, hz in (("1001", 800), ("1002", 1300), ("1003", 1700)):
+        account = (f"<sip:{user}@127.0.0.1:{server.sip_port};transport=udp>"
+                   f";auth_pass=pw-{user}-secret;regint=300;audio_codecs=PCMU;answermode=auto")
+        phones[user] = Baresip(tmp_path / user, account, _sine(tmp_path / f"{user}.wav", hz))
+        phones[user].start()
+    try:
+        for p in phones.values():
+            p.wait_log(r"\{0/UDP/v4\} 200 OK", timeout=10)
+        phones["1001"].command("dial", f"sip:1002@127.0.0.1:{server.sip_port}")
+        phones["1002"].wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED", timeout=10)
+        time.sleep(1.0)
+        phones["1002"].command("transfer", f"sip:1003@127.0.0.1:{server.sip_port}")
+        phones["1003"].wait_event(lambda e: e.get("type") == "CALL_ESTABLISHED", timeout=10)
+        phones["1002"].wait_event(lambda e: e.get("type") == "CALL_CLOSED", timeout=10)
+        time.sleep(3.0)
+        phones["1001"].command("hangup")
+        phones["1003"].wait_event(lambda e: e.get("type") == "CALL_CLOSED", timeout=10)
+    finally:
+        for p in phones.values():
+            p.stop()
+    hz, rms = _peak_hz(sorted((tmp_path / "1001").glob("dump-*-dec.wav"))[-1])
+    assert abs(hz - 1700) < 20 and rms > 1000, (hz, rms)  # the caller ends up hearing 1003
+    log = server.log()
+    assert "event=blind_transfer target=agent:1003" in log, log[-3000:]
