@@ -2221,6 +2221,10 @@ def _reachable_steps(start: str, steps: Mapping[str, IvrStep]) -> set[str]:
     return seen
 
 
+#: A mailbox name: it is also a folder under DATA_DIR/voicemail.
+_VOICEMAIL_BOX_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
 def parse_target(value: Any) -> Target:
     """Parse a route target such as ``queue:billing`` or ``echo``.
 
@@ -2242,6 +2246,12 @@ def parse_target(value: Any) -> Target:
             raise ValueError("a target trunk:NAME or trunk:NAME,NAME,... (tried in that "
                              "order) naming each trunk once")
         return Target(kind, ",".join(names))
+    if kind == "voicemail" and sep:
+        box = arg[1:] if arg.startswith("*") else arg  # *BOX: the owner listening
+        if not _VOICEMAIL_BOX_RE.match(box) or box in (".", ".."):
+            raise ValueError("a target voicemail:BOX or voicemail:*BOX (the owner listening), "
+                             "BOX of letters, digits, _ . - (it names a folder)")
+        return Target(kind, arg)
     if kind in TARGETS_WITH_ARG and sep and arg.strip():
         if kind == "play" and arg.startswith("tts:") and not arg[4:].strip():
             raise ValueError(expected)

@@ -879,3 +879,12 @@ def test_any_document_loads_or_raises_config_error(tmp_path: Path) -> None:
             assert isinstance(cfg, SiteConfig)
 
     check()
+
+
+def test_voicemail_targets_name_a_folder_safe_box(tmp_path: Path) -> None:
+    ok = load_text(tmp_path, '[[routes]]\nmatch = "5000"\nto = "voicemail:sales"\n\n'
+                             '[[routes]]\nmatch = "5001"\nto = "voicemail:*sales"\n')
+    assert [str(r.to) for r in ok.routes] == ["voicemail:sales", "voicemail:*sales"]
+    err = error_of(tmp_path, '[[routes]]\nmatch = "5000"\nto = "voicemail:../etc"\n')
+    assert err is not None and err.startswith("routes[0].to: expected a target voicemail:BOX")
+    assert '(got "voicemail:../etc")' in err
