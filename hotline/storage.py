@@ -26,11 +26,12 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from hotline.migrations import LATEST, MIGRATIONS
+from recorder.index import from_db_time, to_db_time
 
 __all__ = [
     "DB_NAME",
@@ -128,16 +129,6 @@ _CDR_TIME_COLUMNS = frozenset({"start_time", "answer_time", "end_time"})
 _CDR_INSERTABLE = frozenset(CDR_COLUMNS) - {"id"}
 _CDR_UPDATABLE = frozenset(CDR_COLUMNS) - {"id", "call_id", "leg", "start_time"}
 _REG_COLUMNS = tuple(f.name for f in fields(Registration))
-
-
-def _to_text(value: datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"datetime must be timezone-aware, got {value!r}")
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _from_text(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -463,12 +454,12 @@ class Storage:
         :returns: the finished record.
         :raises KeyError: if there is no CDR ``cdr_id``.
         """
-        end = _to_text(end_time)
+        end = to_db_time(end_time)
         with self._write(durable=True) as conn:
             found = conn.execute("SELECT answer_time FROM cdr WHERE id = ?", (cdr_id,)).fetchone()
             if found is None:
                 raise KeyError(cdr_id)
-            answered = _from_text(found[0])
+            answered = from_db_time(found[0])
             billsec = max(0, int((end_time - answered).total_seconds())) if answered else 0
             conn.execute(
                 "UPDATE cdr SET end_time = ?, disposition = ?, hangup_cause = ?, billsec = ? "
@@ -490,7 +481,7 @@ class Storage:
         params: tuple[Any, ...] = ()
         if since is not None:
             sql += " WHERE start_time >= ?"
-            params = (_to_text(since),)
+            params = (to_db_time(since),)
         return [self._cdr(row) for row in self._read(sql + " ORDER BY start_time, id", params)]
 
     def cdrs_for_call(self, call_id: str) -> list[CdrRecord]:
@@ -507,7 +498,7 @@ class Storage:
             if name not in allowed:
                 raise ValueError(f"cdr column {name!r} cannot be set here")
             if name in _CDR_TIME_COLUMNS and value is not None:
-                value = _to_text(value)
+                value = to_db_time(value)
             out[name] = value
         return out
 
@@ -515,7 +506,7 @@ class Storage:
     def _cdr(row: tuple[Any, ...]) -> CdrRecord:
         data = dict(zip(CDR_COLUMNS, row, strict=True))
         for name in _CDR_TIME_COLUMNS:
-            data[name] = _from_text(data[name])
+            data[name] = from_db_time(data[name])
         return CdrRecord(**data)
 
     # -- authentication events and bans

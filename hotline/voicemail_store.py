@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from recorder.exceptions import RecorderError
+from recorder.index import from_db_time, to_db_time
 from recorder.wav import repair
 
 from .storage import Storage
@@ -69,16 +70,6 @@ def valid_box(name: str) -> bool:
 def voicemail_dir(data_dir: Path | str) -> Path:
     """``DATA_DIR/voicemail``, absolute: the folder message paths are relative to."""
     return Path(os.path.abspath(data_dir)) / VOICEMAIL_DIR
-
-
-def _to_text(value: datetime) -> str:
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"datetime must be timezone-aware, got {value!r}")
-    return value.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _from_text(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +111,12 @@ def _record(row: tuple[Any, ...]) -> VoicemailRecord:
         variables = {}
     if not isinstance(variables, dict):
         variables = {}
-    received = _from_text(data["received_at"])
+    received = from_db_time(data["received_at"])
     assert received is not None
     return VoicemailRecord(
         id=int(data["id"]), box=data["box"], call_id=data["call_id"], caller=data["caller"],
         received_at=received, seconds=float(data["seconds"]), path=data["path"],
-        heard_at=_from_text(data["heard_at"]), deleted_at=_from_text(data["deleted_at"]),
+        heard_at=from_db_time(data["heard_at"]), deleted_at=from_db_time(data["deleted_at"]),
         variables={str(k): str(v) for k, v in variables.items()},
     )
 
@@ -194,7 +185,7 @@ class VoicemailStore:
         if not valid_box(box):
             raise ValueError(f"voicemail box {box!r}: expected letters, digits, _ . -")
         rel = self._relative(path)
-        when = _to_text(received_at or datetime.now(UTC))
+        when = to_db_time(received_at or datetime.now(UTC))
         blob = json.dumps(dict(variables or {}), ensure_ascii=False, sort_keys=True)
         with self.storage.transaction(durable=True) as conn:
             cur = conn.execute(
@@ -218,7 +209,7 @@ class VoicemailStore:
                 return False
             if found[0] is None:
                 conn.execute("UPDATE voicemail SET heard_at = ? WHERE id = ?",
-                             (_to_text(when or datetime.now(UTC)), msg_id))
+                             (to_db_time(when or datetime.now(UTC)), msg_id))
             return True
 
     def delete(self, msg_id: int, when: datetime | None = None) -> bool:
@@ -239,7 +230,7 @@ class VoicemailStore:
         with self.storage.transaction() as conn:
             cur = conn.execute(
                 "UPDATE voicemail SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL",
-                (_to_text(when or datetime.now(UTC)), msg_id))
+                (to_db_time(when or datetime.now(UTC)), msg_id))
             changed = cur.rowcount > 0
         if path is not None:
             path.unlink(missing_ok=True)

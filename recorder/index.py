@@ -112,7 +112,7 @@ class Recording:
             "callee": self.callee,
             "queue": self.queue or "",
             "agent": ",".join(self.agents),
-            "start_time": _to_text(self.start_time),
+            "start_time": to_db_time(self.start_time),
             "recording_id": self.id,
             "title": f"{self.caller or '?'} -> {self.callee or '?'}",
             "date": self.start_time.astimezone(UTC).strftime("%Y-%m-%d"),
@@ -127,14 +127,19 @@ _COLUMNS = (
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM recordings"
 
 
-def _to_text(value: datetime) -> str:
-    """The CDR time format: ISO 8601 UTC with milliseconds (text order = time order)."""
+def to_db_time(value: datetime) -> str:
+    """The time format of every SQLite table (CDRs, recordings, voicemail): ISO 8601 UTC
+    with milliseconds, so text order is time order.
+
+    :raises ValueError: for a naive datetime.
+    """
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"datetime must be timezone-aware, got {value!r}")
     return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _from_text(value: str | None) -> datetime | None:
+def from_db_time(value: str | None) -> datetime | None:
+    """A time read back from SQLite (None stays None)."""
     return None if value is None else datetime.fromisoformat(value)
 
 
@@ -195,7 +200,7 @@ class RecordingIndex:
         """
         values = (
             rec.id, rec.call_id, rec.path, rec.format, str(rec.state),
-            _to_text(rec.start_time), None if rec.end_time is None else _to_text(rec.end_time),
+            to_db_time(rec.start_time), None if rec.end_time is None else to_db_time(rec.end_time),
             rec.seconds, rec.caller, rec.callee, rec.queue,
         )  # fmt: skip
         marks = ", ".join("?" for _ in _COLUMNS)
@@ -204,7 +209,7 @@ class RecordingIndex:
             conn.executemany(
                 "INSERT OR IGNORE INTO recording_agents (recording_id, agent_id, joined_at) "
                 "VALUES (?, ?, ?)",
-                [(rec.id, agent, _to_text(rec.start_time)) for agent in rec.agents],
+                [(rec.id, agent, to_db_time(rec.start_time)) for agent in rec.agents],
             )
 
     def add_agent(self, recording_id: str, agent_id: str, joined_at: datetime) -> bool:
@@ -218,7 +223,7 @@ class RecordingIndex:
                 cur = conn.execute(
                     "INSERT OR IGNORE INTO recording_agents (recording_id, agent_id, joined_at) "
                     "VALUES (?, ?, ?)",
-                    (recording_id, agent_id, _to_text(joined_at)),
+                    (recording_id, agent_id, to_db_time(joined_at)),
                 )
                 return cur.rowcount > 0
         raise KeyError(recording_id)
@@ -251,7 +256,7 @@ class RecordingIndex:
         :raises RecorderError: if the transition is not allowed (the row is unchanged).
         """
         sources = [str(s) for s, targets in TRANSITIONS.items() if to in targets]
-        values = {k: _to_text(v) if isinstance(v, datetime) else v for k, v in changes.items()}
+        values = {k: to_db_time(v) if isinstance(v, datetime) else v for k, v in changes.items()}
         sets = ", ".join(["state = ?", *(f"{k} = ?" for k in values)])
         with self.db.transaction() as conn:
             cur = conn.execute(
@@ -313,7 +318,7 @@ class RecordingIndex:
         rows = self.db.query(
             f"{_SELECT} WHERE start_time < ? AND state NOT IN ('live', 'deleted') "
             "ORDER BY start_time, id LIMIT ?",
-            (_to_text(before), limit),
+            (to_db_time(before), limit),
         )
         return self._with_agents(rows)
 
@@ -375,10 +380,10 @@ class RecordingIndex:
         params: list[Any] = []
         if since is not None:
             clauses.append("start_time >= ?")
-            params.append(_to_text(since))
+            params.append(to_db_time(since))
         if until is not None:
             clauses.append("start_time < ?")
-            params.append(_to_text(until))
+            params.append(to_db_time(until))
         if number:
             clauses.append("(caller LIKE ? ESCAPE '\\' OR callee LIKE ? ESCAPE '\\')")
             pattern = f"%{_like_escape(number)}%"
@@ -417,8 +422,8 @@ class RecordingIndex:
         for row in rows:
             data = dict(zip(_COLUMNS, row, strict=True))
             data["state"] = RecordingState(data["state"])
-            data["start_time"] = _from_text(data["start_time"])
-            data["end_time"] = _from_text(data["end_time"])
+            data["start_time"] = from_db_time(data["start_time"])
+            data["end_time"] = from_db_time(data["end_time"])
             out.append(Recording(**data, agents=tuple(agents[data["id"]])))
         return out
 
