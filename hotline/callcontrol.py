@@ -534,6 +534,16 @@ class CallControl:
     async def _answer_local(self, leg: Leg) -> None:
         if not await self._create_answer_endpoint(leg):
             return
+        if not await self._start_local_app(leg):
+            if self._live(leg) and not leg.answered:
+                self._end_leg_unanswered(leg, 500, self._clock())
+            return
+        if self._live(leg):
+            self._send_answer(leg, self._clock())
+
+    async def _start_local_app(self, leg: Leg) -> bool:
+        """Start the call target's echo or prompt on ``leg``; False (logged) if the
+        worker refused."""
         assert leg.ep is not None
         call = leg.call
         try:
@@ -543,11 +553,8 @@ class CallControl:
                 await self.media.play(leg.ep, call.target.arg or "")
         except MediaError as exc:
             CallLogAdapter(logger, call.id).warning("media_failed", extra={"error": str(exc)})
-            if self._live(leg) and not leg.answered:
-                self._end_leg_unanswered(leg, 500, self._clock())
-            return
-        if self._live(leg):
-            self._send_answer(leg, self._clock())
+            return False
+        return True
 
     async def _answer_ivr(self, leg: Leg, name: str) -> None:
         """Answer the caller (in-band DTMF on) and start the IVR session on its leg."""
@@ -697,17 +704,8 @@ class CallControl:
 
     async def _local_app(self, leg: Leg) -> None:
         """Echo or a prompt on an already answered leg (an IVR's transfer)."""
-        assert leg.ep is not None
-        call = leg.call
-        try:
-            if call.target.kind == "echo":
-                await self.media.echo(call.id, leg.ep)
-            else:
-                await self.media.play(leg.ep, call.target.arg or "")
-        except MediaError as exc:
-            CallLogAdapter(logger, call.id).warning("media_failed", extra={"error": str(exc)})
-            if self._live(leg):
-                self.hangup(call, self._clock(), "media_failed")
+        if not await self._start_local_app(leg) and self._live(leg):
+            self.hangup(leg.call, self._clock(), "media_failed")
 
     def _send_answer(self, leg: Leg, now: float) -> None:
         assert leg.local_sdp is not None
@@ -1180,6 +1178,10 @@ class CallControl:
         self.hangup(call, self._clock(), cause)
         self._flush()
 
+    def agents_in(self, call: Call) -> list[str]:
+        """The extensions with a live leg in ``call`` (who may see it through the API)."""
+        return [x.user for x in call.legs if x.user is not None and self._live(x)]
+
     def describe(self, call: Call) -> dict[str, object]:
         """A live call as the API shows it."""
         now = self._clock()
@@ -1363,7 +1365,7 @@ class CallControl:
                 ("Warning", '399 hotline "transfer needs a two-party call"'),), now=now)
             return
         if refer.refer_to.replaces is not None:
-            self._attended_transfer(leg, transferee, request, refer, now)
+            self._attended_transfer(leg, request, refer, now)
             return
         dialled = refer.refer_to.uri.user or ""
         route = self._transfer_route(leg, dialled)
@@ -1409,10 +1411,15 @@ class CallControl:
                              rewrite(dialled, route.strip, route.prepend), now)
 
     def _notify_transferor(self, xfer: BlindTransfer, status: int, now: float) -> None:
-        leg = xfer.transferor
-        if not xfer.subscribe or leg.dialog is None or not self._live(leg) or leg.bye_sent:
+        self._notify_refer(xfer.transferor, xfer.event_id, xfer.subscribe, status, now)
+
+    def _notify_refer(self, leg: Leg, event_id: str, subscribe: bool, status: int,
+                      now: float) -> None:
+        """NOTIFY the progress of ``leg``'s REFER (RFC 3515 §2.4.4), unless it asked for
+        none (RFC 4488) or its dialog is over."""
+        if not subscribe or leg.dialog is None or not self._live(leg) or leg.bye_sent:
             return
-        notify = build_refer_notify(leg.dialog, xfer.event_id, status)
+        notify = build_refer_notify(leg.dialog, event_id, status)
         notify.set("Max-Forwards", "70")
         self.add_via(notify, leg.peer)
         self.stack.send_request(notify, leg.peer, now)
@@ -1430,7 +1437,7 @@ class CallControl:
         else:
             self.hangup(call, now, "transfer_failed")
 
-    def _attended_transfer(self, leg: Leg, transferee: Leg, request: SipRequest,
+    def _attended_transfer(self, leg: Leg, request: SipRequest,
                            refer: ReferRequest, now: float) -> None:
         """The transferor (``leg``) talks to the target in another call (the dialog the
         Replaces names): join the transferee and the target, release the transferor's
@@ -1449,8 +1456,7 @@ class CallControl:
                 now=now)
             return
         self._reply(request, 202, headers=tuple(refer.accept_headers()), now=now)
-        xfer = BlindTransfer(leg, transferee, refer.event_id, refer.subscribe, leg.call.target)
-        self._notify_transferor(xfer, 200, now)
+        self._notify_refer(leg, refer.event_id, refer.subscribe, 200, now)
         CallLogAdapter(logger, leg.call.id).info("attended_transfer", extra={
             "joined": replaced.call.id})
 

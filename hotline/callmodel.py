@@ -149,12 +149,6 @@ class Call:
     ivr: IvrRun | None = None
     """The IVR session running on the caller's leg, if the call entered one."""
 
-    def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
-        """Endpoints for the recording's channels: the caller (left) and everyone the
-        caller talks to (right: the agent, a transfer target, a conference's others)."""
-        eps = [(i, x.ep) for i, x in enumerate(self.legs) if x.ep is not None and x.joined
-               or i == 0 and x.ep is not None]
-        return [e for i, e in eps if i == 0], [e for i, e in eps if i != 0]
     media_key: str = ""
     """Which media worker the call's endpoints live in (legs that may be joined later,
     an extension's consultation call, share its first call's key)."""
@@ -167,3 +161,10 @@ class Call:
     silent: SilentCallRule | None = None
     """The silent-call rule, once the caller is connected to a person."""
     silent_handle: asyncio.TimerHandle | None = None
+
+    def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
+        """Endpoints for the recording's channels: the caller (left) and everyone the
+        caller talks to (right: the agent, a transfer target, a conference's others)."""
+        caller, *others = self.legs
+        left = [caller.ep] if caller.ep is not None else []
+        return left, [x.ep for x in others if x.ep is not None and x.joined]

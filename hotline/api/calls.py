@@ -36,13 +36,8 @@ def _control(request: web.Request) -> CallControl:
     return calls
 
 
-def _agents_of(control: CallControl, call: Call) -> list[str]:
-    return [leg["agent"] for leg in control.describe(call)["legs"]  # type: ignore[attr-defined]
-            if leg["agent"] is not None]
-
-
 def _visible(who: Principal, control: CallControl, call: Call) -> bool:
-    return who.scope is None or who.sees(_agents_of(control, call))
+    return who.scope is None or who.sees(control.agents_in(call))
 
 
 async def list_calls(request: web.Request) -> web.Response:
