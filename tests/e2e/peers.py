@@ -425,3 +425,39 @@ def pcap_caller_scenario(name: str, body: str) -> str:
     for the caller's ``str.format``."""
     return _PCAP_CALLER_HEAD.format(name=name).replace("{", "{{").replace("}", "}}") \
         + body + "</scenario>\n"
+
+
+#: The caller's BYE (after a ``pcap_caller_scenario`` head), and its 200.
+CALLER_BYE = """  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
+      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: sip:sipp@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+
+def server_bye(timeout_ms: int) -> str:
+    """Scenario lines: wait up to ``timeout_ms`` for hotline's BYE and answer 200."""
+    return f"""  <recv request="BYE" timeout="{timeout_ms}"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:sipp@[local_ip]:[local_port]>
+      Content-Length: 0
+    ]]>
+  </send>
+"""

@@ -32,7 +32,15 @@ import pytest
 
 from media.audiofile import write_wav
 
-from .peers import Baresip, HotlineProcess, free_port, pcap_caller_scenario, run_sipp
+from .peers import (
+    CALLER_BYE,
+    Baresip,
+    HotlineProcess,
+    free_port,
+    pcap_caller_scenario,
+    run_sipp,
+    server_bye,
+)
 from .test_media_path import PCAPS, _alaw_decode, _pcap_rtp_payloads
 
 pytestmark = pytest.mark.e2e
@@ -53,35 +61,8 @@ SCENARIO = pcap_caller_scenario("IVR caller: greeting, RFC 4733 digit, speech", 
 {tail}
 """)
 
-CALLER_HANGS_UP = """  <pause milliseconds="9000"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>"""
-
-IVR_HANGS_UP = """  <recv request="BYE" timeout="20000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Content-Length: 0
-    ]]>
-  </send>"""
+CALLER_HANGS_UP = '  <pause milliseconds="9000"/>\n' + CALLER_BYE
+IVR_HANGS_UP = server_bye(20000)
 
 
 # -- audio helpers --------------------------------------------------------------------

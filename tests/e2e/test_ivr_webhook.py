@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 import pytest
 
-from .peers import HotlineProcess, free_port, pcap_caller_scenario, run_sipp
+from .peers import HotlineProcess, free_port, pcap_caller_scenario, run_sipp, server_bye
 
 pytestmark = pytest.mark.e2e
 
@@ -26,19 +26,7 @@ ROUTE = '[[routes]]\nmatch = "95598"\nto = "ivr:self"\n'
 SCENARIO = pcap_caller_scenario("IVR caller: one key, then the server hangs up", """\
   <pause milliseconds="{key_at_ms}"/>
   <nop><action><exec play_pcap_audio="pcap/dtmf_2833_1.pcap"/></action></nop>
-  <recv request="BYE" timeout="20000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-""")
+""" + server_bye(20000))
 
 
 class _Billing(BaseHTTPRequestHandler):

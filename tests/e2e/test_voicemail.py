@@ -37,7 +37,15 @@ import pytest
 
 from media.audiofile import write_wav
 
-from .peers import HotlineProcess, free_port, pcap_caller_scenario, run_sipp, start_sipp
+from .peers import (
+    CALLER_BYE,
+    HotlineProcess,
+    free_port,
+    pcap_caller_scenario,
+    run_sipp,
+    server_bye,
+    start_sipp,
+)
 from .test_ivr_recording import _best, _noise, _query, ncc_peak
 from .test_media_path import PCAPS, _alaw_decode, _pcap_rtp_payloads
 from .test_recording_crash import _children
@@ -65,36 +73,7 @@ def _play(pcap: str) -> str:
     return f'  <nop><action><exec play_pcap_audio="pcap/{pcap}"/></action></nop>\n'
 
 
-CALLER_BYE = """  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag09[call_number]
-      To: [service] <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Contact: sip:sipp@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
-"""
-
-HOTLINE_BYE = """  <recv request="BYE" timeout="30000"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Contact: <sip:sipp@[local_ip]:[local_port]>
-      Content-Length: 0
-    ]]>
-  </send>
-"""
+HOTLINE_BYE = server_bye(30000)
 
 
 # -- helpers -------------------------------------------------------------------------
