@@ -210,12 +210,16 @@ def test_tcp_idle_timeout(loop: Any, run: Any, make_node: Any) -> None:
 
     async def main() -> None:
         addr = await node.manager.listen("tcp:127.0.0.1:0")
-        reader, writer = await connect(addr)
+        # Before connecting: the server's idle timer starts at accept, which may come
+        # before connect() returns here.
         start = loop.time()
+        reader, writer = await connect(addr)
         await asyncio.sleep(0.1)
         assert node.manager.stats()["tcp"] == 1
         assert await asyncio.wait_for(reader.read(), 5) == b""
-        assert 0.3 <= loop.time() - start < 2.0
+        # uvloop's clock counts whole milliseconds: compare at that resolution, or a float
+        # subtraction such as 25796.785 - 25796.485 = 0.29999... fails an exact 0.300.
+        assert 0.3 <= round(loop.time() - start, 3) < 2.0
         assert node.manager.stats()["tcp"] == 0
 
     run(main())
