@@ -40,6 +40,7 @@ from hotline.dialplan import NumberPattern, PatternError, compile_pattern
 __all__ = [
     "STRATEGIES",
     "TARGET_KINDS",
+    "AcdConfig",
     "AgentConfig",
     "Address",
     "ConfigError",
@@ -404,6 +405,56 @@ class QueueConfig:
     priority: int = 0
     #: Music on hold prompt; None uses the built-in tone.
     moh: str | None = None
+    #: Business hours ``(start, end)`` in local time; None is always open.
+    hours: tuple[dtime, dtime] | None = None
+    #: Weekdays (0 = Monday) the queue is open; empty means every day.
+    days: frozenset[int] = frozenset()
+    #: Where callers go outside business hours; None: ``overflow``.
+    closed: Target | None = None
+    #: Callers may join while no member is logged in (Asterisk ``joinempty``).
+    join_empty: bool = True
+    #: Waiting callers leave (to ``overflow``) when the last member logs out.
+    leave_when_empty: bool = False
+    #: Seconds between position / estimated-wait announcements; 0 is off.
+    announce_every: int = 0
+    #: Prompts played to waiting callers in turn, every ``message_every`` seconds.
+    messages: tuple[str, ...] = ()
+    message_every: int = 0
+    #: DTMF keys a waiting caller may press to leave: digit → target, or ``"callback"``
+    #: (hang up and be called back when an agent frees up, keeping one's place).
+    keys: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: ``sticky``: seconds after a call within which the same agent is preferred.
+    sticky_window: int = 7 * 86400
+    #: ``sticky``: the strategy used when that agent is not ready.
+    sticky_fallback: str = "longest-idle"
+    #: Abandons within this many seconds are left out of the service level (SL).
+    short_abandon: int = 5
+    #: Record this queue's calls (when ``[recording] enabled``).
+    record: bool = True
+
+    def is_open(self, when: datetime) -> bool:
+        """Tell whether the queue is within its business hours at local time ``when``."""
+        if self.days and when.weekday() not in self.days:
+            return False
+        return _in_window(self.hours, when)
+
+
+@dataclass(frozen=True, slots=True)
+class AcdConfig:
+    """``[acd]``: feature codes agents and supervisors dial from their phones."""
+
+    #: Ready (logs in first if logged out).
+    ready_code: str = "*50"
+    #: Not ready; ``*51`` then a reason's number (1-based in ``reasons``) picks a reason.
+    not_ready_code: str = "*51"
+    logout_code: str = "*52"
+    #: Supervisor codes, followed by the agent id: listen, whisper, barge. During the
+    #: session the supervisor switches mode with DTMF 4 (listen), 5 (whisper), 6 (barge).
+    listen_code: str = "*60"
+    whisper_code: str = "*61"
+    barge_code: str = "*62"
+    #: Not-ready reason codes agents choose from.
+    reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "other")
 
 
 #: Where an IVR step goes next: the name of a step of the same IVR, or a :class:`Target`.
@@ -787,6 +838,7 @@ class SiteConfig:
     #: ``[lists]``: named number lists (VIPs, blocked callers) for ``list:NAME``.
     lists: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     logging: LoggingConfig = LoggingConfig()
+    acd: AcdConfig = AcdConfig()
     #: Things that are valid but probably not what was meant (e.g. short passwords).
     warnings: tuple[str, ...] = ()
 
@@ -872,6 +924,7 @@ SECTIONS = tuple(
             "routes",
             "lists",
             "logging",
+            "acd",
         )
     )
 )
@@ -916,6 +969,9 @@ _ROUTE_KEYS = _keys(RouteConfig, without=("_match", "_caller"))
 ROUTE_SOURCES = ("any", "trunk", "extension")
 _DIGITS_RE = re.compile(r"^[0-9*#+]*$")
 _LOGGING_KEYS = _keys(LoggingConfig)
+_ACD_KEYS = _keys(AcdConfig)
+_FEATURE_CODE_RE = re.compile(r"^[*#0-9]{2,8}$")
+_DTMF_KEY_RE = re.compile(r"^[0-9*#]$")
 
 
 # --------------------------------------------------------------------------- reader
@@ -1453,7 +1509,24 @@ class _Loader:
                 service_level=t.integer("service_level", 20, lo=1),
                 priority=t.integer("priority", 0, lo=0, hi=100),
                 moh=self.prompt(t, "moh", None),
+                hours=self.time_window_key(t, "hours"),
+                days=frozenset(self.weekdays(t)),
+                closed=(self.target(t, t.key("closed"), t.raw("closed"))
+                        if t.has("closed") else None),
+                join_empty=t.flag("join_empty", True),
+                leave_when_empty=t.flag("leave_when_empty", False),
+                announce_every=t.integer("announce_every", 0, lo=0, hi=3600),
+                messages=self.prompts(t, "messages", ()),
+                message_every=t.integer("message_every", 0, lo=0, hi=3600),
+                keys=self.queue_keys(t),
+                sticky_window=t.integer("sticky_window", 7 * 86400, lo=1),
+                sticky_fallback=t.text("sticky_fallback", "longest-idle",
+                                       choices=tuple(x for x in STRATEGIES if x != "sticky")),
+                short_abandon=t.integer("short_abandon", 5, lo=0, hi=600),
+                record=t.flag("record", True),
             )
+            if q.messages and not q.message_every:
+                t.fail("message_every", "seconds between messages (messages are set)", 0)
             out.append(q)
             t.done()
         return tuple(out)
@@ -1795,13 +1868,53 @@ class _Loader:
 
     def time_window(self, t: _Table) -> tuple[dtime, dtime] | None:
         """``time = "HH:MM-HH:MM"`` of a route or IVR time case, or None."""
-        raw_time = t.text("time", None, what='a time range "HH:MM-HH:MM"')
+        return self.time_window_key(t, "time")
+
+    def time_window_key(self, t: _Table, key: str) -> tuple[dtime, dtime] | None:
+        """A ``"HH:MM-HH:MM"`` key, or None when absent."""
+        raw_time = t.text(key, None, what='a time range "HH:MM-HH:MM"')
         if raw_time is None:
             return None
         window = _parse_time_range(raw_time)
         if window is None:
-            t.fail("time", 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
+            t.fail(key, 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
         return window
+
+    def queue_keys(self, t: _Table) -> Mapping[str, str]:
+        """``keys = { "1" = "voicemail:general", "2" = "callback" }`` of a queue."""
+        sub = t.table("keys", {})
+        assert sub is not None
+        out: dict[str, str] = {}
+        for digit in sub.data:
+            if not _DTMF_KEY_RE.match(digit):
+                sub.fail(digit, "a single DTMF key 0-9 * #", digit)
+            value = sub.raw(digit)
+            if value == "callback":
+                out[digit] = "callback"
+            else:
+                out[digit] = str(self.target(sub, sub.key(digit), value))
+        return MappingProxyType(out)
+
+    def acd(self, doc: _Table) -> AcdConfig:
+        t = doc.table("acd", {})
+        assert t is not None
+        t.expect(_ACD_KEYS)
+        codes = {}
+        defaults = AcdConfig()
+        for name in ("ready_code", "not_ready_code", "logout_code", "listen_code",
+                     "whisper_code", "barge_code"):
+            codes[name] = t.text(name, getattr(defaults, name), regex=_FEATURE_CODE_RE,
+                                 what="a feature code of 2-8 keys * # 0-9, such as *50")
+        seen: dict[str, str] = {}
+        for name, code in codes.items():
+            if code in seen:
+                t.fail(name, f"a code different from {seen[code]}", code)
+            seen[code] = name
+        reasons = t.str_list("reasons", regex=_NAME_RE, what="a reason code") or \
+            defaults.reasons
+        cfg = AcdConfig(**codes, reasons=tuple(reasons))
+        t.done()
+        return cfg
 
     def weekdays(self, t: _Table) -> set[int]:
         """``days = ["mon-fri", ...]`` of a route or IVR time case (empty: every day)."""
@@ -2314,6 +2427,7 @@ def _build(
     lists = loader.lists(doc)
     routes = loader.routes(doc, lists)
     logging_cfg = loader.logging(doc)
+    acd = loader.acd(doc)
     doc.done()
     cfg = SiteConfig(
         source=file,
@@ -2330,6 +2444,7 @@ def _build(
         routes=routes,
         lists=lists,
         logging=logging_cfg,
+        acd=acd,
     )
     loader.finish(cfg)
     return dataclasses.replace(cfg, warnings=tuple(loader.warnings))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hotline.config import (
+    AcdConfig,
     STRATEGIES,
     AgentConfig,
     ConfigError,
@@ -325,7 +326,7 @@ def test_warnings(tmp_path: Path) -> None:
         ),
         (
             "site_bad_section.toml",
-            "queue: expected one of the sections agents, ivr, lists, logging, queues, "
+            "queue: expected one of the sections acd, agents, ivr, lists, logging, queues, "
             "recording, routes, server, sip, tls, trunks, users, voicemail "
             '(got an unknown section; did you mean "queues"?)',
         ),
@@ -759,6 +760,7 @@ def test_demo_config_is_a_valid_site(tmp_path: Path) -> None:
         ("recording", RecordingConfig),
         ("routes", RouteConfig),
         ("logging", LoggingConfig),
+        ("acd", AcdConfig),
     ],
 )
 def test_docs_cover_every_key(section: str, cls: type) -> None:
