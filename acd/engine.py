@@ -480,8 +480,8 @@ class Acd:
         effect = agent.step(inp, now, reason)
         st = agent.state
         if effect == START_WRAPUP:
-            q = self.queues.get(agent.queue)
-            agent.wrapup_until = now + (q.wrapup if q is not None else 0)
+            qc = self.queues.get(agent.queue)
+            agent.wrapup_until = now + (qc.wrapup if qc is not None else 0)
             self._timer(agent.wrapup_until, "wrapup", agent.id)
         if st not in (S.RINGING, S.ON_CALL, S.ON_HOLD, S.WRAPUP) or (
                 inp is I.RECV_DIRECT_CALL and prev is S.WRAPUP):
@@ -648,7 +648,7 @@ class Acd:
         if agent is not None and agent.call_id == entry.call_id and agent.state in (
                 S.ON_CALL, S.ON_HOLD):
             self._step(agent, I.RECV_END, now)
-            if agent.state is S.WRAPUP and agent.wrapup_until <= now:
+            if agent.wrapup_until <= now:  # no wrap-up time: ready (or what was asked) now
                 self._wrapup_over(agent, now)
 
     def _drop(self, entry: QueuedCall) -> None:
