@@ -70,6 +70,7 @@ from sip.transaction import TransactionKey
 from sip.uri import SipUri
 
 from .access import AccessControl
+from .acdctl import AcdService
 from .callmodel import BlindTransfer, Call, CallState, Leg, new_tag
 from .conference import ROOM_PREFIX, ConferenceRooms
 from .config import RouteConfig, SiteConfig, Target, TrunkConfig
@@ -79,6 +80,7 @@ from .logs import CallLogAdapter
 from .mediactl import CallMedia
 from .moh import builtin_moh
 from .netaddr import advertised_host, uri_host
+from .queuecall import QueueCalls
 from .silence import SilentAction, SilentCallRule
 from .trunkselect import (
     OutboundIdentity,
@@ -176,6 +178,9 @@ class CallControl:
         self._on_transfer = on_transfer
         self.voicemail = voicemail
         self._wall_offset = time.time() - clock()
+        self.acd = AcdService(config, clock, self._wall_offset)
+        """The site's ACD; the server adds its storage and API listeners."""
+        self.queue_calls = QueueCalls(self, self.acd)
         self.accepting = True
         self._dispatch: dict[str, RequestHandler] = {
             "REGISTER": self._handle_register_request,
@@ -283,7 +288,9 @@ class CallControl:
                         CallLogAdapter(logger, leg.call.id).info("dtmf", extra={
                             "digit": digit, "duration_ms": ms, "source": source,
                             "leg": "caller" if leg.uas else "callee"})
-                        if leg.uas and leg.call.ivr is not None and not leg.call.ivr.closed:
+                        if leg.uas and leg.call.waiting:
+                            self.queue_calls.digit(leg, digit, now)
+                        elif leg.uas and leg.call.ivr is not None and not leg.call.ivr.closed:
                             leg.call.ivr.on_digit(digit, now)
                         elif leg.user is not None:
                             self._feature_digit(leg, digit, now)
@@ -292,7 +299,9 @@ class CallControl:
                 case PlaybackDone(worker=w, endpoint=e, play_id=play_id, reason=reason):
                     leg = self._legs_by_ep.get((w, e))
                     run = leg.call.ivr if leg is not None else None
-                    if run is not None and (not run.closed or run.owns(play_id)):
+                    if leg is not None and self.queue_calls.playback_done(leg, play_id):
+                        pass
+                    elif run is not None and (not run.closed or run.owns(play_id)):
                         run.on_playback_done(play_id, reason, now)
                     elif leg is not None and reason == "done" and leg.call.target.kind == "play":
                         self.hangup(leg.call, now, "normal")
@@ -415,7 +424,11 @@ class CallControl:
             return
         called = request.uri.user or ""
         caller = request.from_.uri.user or ""
-        route = self._route(called, caller, ident.user, from_trunk=ident.trunk is not None)
+        feature = (self.queue_calls.feature_code(called, ident.user, now)
+                   if ident.trunk is None else None)
+        route = (RouteConfig(match=called, to=feature, record=False) if feature is not None
+                 else self._route(called, caller, ident.user,
+                                  from_trunk=ident.trunk is not None))
         target = route.to if route is not None else None
         log = CallLogAdapter(logger, request.call_id)
         if target is None:
@@ -476,10 +489,14 @@ class CallControl:
             self._spawn(self._answer_voicemail(leg, target.arg or ""))
         elif kind == "conference":
             self._spawn(self._answer_conference(leg, target.arg or ""))
+        elif kind == "queue":
+            self._spawn(self.queue_calls.answer_into_queue(
+                leg, target.arg or "", route.priority if route is not None else 0))
         else:
-            # queue: arrives with the ACD (issue 5).
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
+        if feature is None and self._live(leg):
+            self.queue_calls.leg_started(leg, now)
 
     def _media_key_for(self, user: str | None) -> str | None:
         """The media key of a call the extension ``user`` is in, so that a consultation
@@ -617,6 +634,9 @@ class CallControl:
         elif kind == "conference":
             call.target = target
             self._spawn(self._transfer_to_conference(a, target.arg or ""))
+        elif kind == "queue":
+            self.queue_calls.enter(call, a, target.arg or "", action.priority,
+                                   action.variables, now)
         elif kind == "hangup":
             self.hangup(call, now, "hangup")
         else:
@@ -816,16 +836,22 @@ class CallControl:
     async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str,
                     user: str | None = None, *, trunk: TrunkConfig | None = None,
                     plan: TrunkPlan | None = None,
-                    identity: OutboundIdentity | None = None) -> None:
+                    identity: OutboundIdentity | None = None, offer: bool = False,
+                    extra_headers: tuple[tuple[str, str], ...] = (),
+                    display: str | None = None) -> None:
         """Create both legs' endpoints, then send the INVITE toward the callee (with
-        ``identity``'s From, P-Asserted-Identity and Privacy when going out a trunk)."""
+        ``identity``'s From, P-Asserted-Identity and Privacy when going out a trunk).
+        ``offer``: the leg rings an agent for a queue call (the ACD handles its failure)."""
         if a.ep is None and not await self._create_answer_endpoint(a):
             return
         host, _ = self._host_for(peer)
         try:
-            ep, offer = await self.media.offer(call.media_key, host)
+            ep, sdp_offer = await self.media.offer(call.media_key, host)
         except MediaError:
-            self._dial_failed(a, 503, self._clock())
+            if offer and user is not None:
+                self.queue_calls.offer_failed(call, user, self._clock())
+            else:
+                self._dial_failed(a, 503, self._clock())
             return
         if not self._live(a):
             await self.media.destroy(ep)
@@ -840,7 +866,8 @@ class CallControl:
             for name, value in identity.headers:
                 invite.add(name, value)
         else:
-            invite.add("From", f"<sip:{caller}@{uri_host(host)}>;tag={tag}")
+            name = f'"{display}" ' if display else ""
+            invite.add("From", f"{name}<sip:{caller}@{uri_host(host)}>;tag={tag}")
         invite.add("To", f"<{uri}>")
         invite.add("Call-ID", call_id)
         invite.add("CSeq", "1 INVITE")
@@ -848,12 +875,14 @@ class CallControl:
         invite.add("Allow", ALLOW)
         invite.add("Supported", SUPPORTED)
         invite.add("User-Agent", self.config.sip.user_agent)
+        for name, value in extra_headers:
+            invite.add(name, value)
         SessionTimerRequest.initial().apply(invite)
         invite.add("Content-Type", "application/sdp")
-        invite.body = str(offer).encode()
+        invite.body = str(sdp_offer).encode()
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
-                invite=invite, local_host=host, ep=ep, local_sdp=offer, created=now,
-                user=user, partner=a, trunk=trunk, trunk_plan=plan)
+                invite=invite, local_host=host, ep=ep, local_sdp=sdp_offer, created=now,
+                user=user, partner=a, trunk=trunk, trunk_plan=plan, offer=offer)
         self.add_via(invite, peer)
         b.txn_key = self.stack.send_request(invite, peer, now)
         call.legs.append(b)
@@ -862,6 +891,7 @@ class CallControl:
         self._legs_by_ep[(ep.worker, ep.id)] = b
         if call.xfer is not None and call.xfer.transferee is a and call.xfer.leg is None:
             call.xfer.leg = b
+        self.queue_calls.leg_started(b, now)
 
     def _dial_failed(self, a: Leg, status: int, now: float) -> None:
         """An outbound leg dialled for ``a`` failed with ``status``."""
@@ -923,6 +953,9 @@ class CallControl:
             if leg.cancelled or a is None or not self._live(a):
                 self._send_bye(leg, now)
                 return
+            if leg.offer and not self.queue_calls.agent_answered(leg, now):
+                self._send_bye(leg, now)  # the offer was withdrawn as the phone answered
+                return
             self._spawn(self._connect(a, leg, response))
             return
         if status in (401, 407) and leg.trunk is not None and not leg.cancelled:
@@ -939,6 +972,9 @@ class CallControl:
         # 503: our credentials are not the caller's business).
         leg.status = status
         self._drop_leg(leg)
+        if leg.offer:
+            self.queue_calls.agent_failed(leg, status, now)
+            return
         if a is not None and self._live(a):
             failed = 503 if status in (401, 407) else status
             if self._fail_over(leg, a, failed, q850_cause(response.get_all("reason")), now):
@@ -1002,6 +1038,8 @@ class CallControl:
             if xfer is not None and xfer.leg is b:
                 call.xfer = None
                 call.target = xfer.target
+                if xfer.transferor.user is not None and xfer.transferor.user == call.agent:
+                    self.queue_calls.transferred(call, str(xfer.target), now)
                 self._notify_transferor(xfer, 200, now)
                 if self._live(xfer.transferor):
                     self._send_bye(xfer.transferor, now)
@@ -1024,6 +1062,8 @@ class CallControl:
         self._drop_leg(leg)
         if leg.uas:
             self._leg_gone(leg, "transport", now)
+        elif leg.offer and not leg.answered:
+            self.queue_calls.agent_failed(leg, 408, now)
         elif leg.bye_sent:
             self._maybe_end(leg.call, leg.call.cause or "normal", now)
         elif a is not None and self._live(a):
@@ -1116,6 +1156,7 @@ class CallControl:
         held = sdplib.is_hold(offer)
         if held != leg.held and self._live(leg):
             leg.held = held
+            self.queue_calls.held(leg, held, self._clock())
             CallLogAdapter(logger, leg.call.id).info("hold" if held else "resume", extra={
                 "leg": "caller" if leg.uas else "callee"})
             await self._apply_mix(leg.call)
@@ -1138,6 +1179,7 @@ class CallControl:
         """API hold: the others hear music on hold while ``leg`` is out of the talk."""
         if leg.parked != on:
             leg.parked = on
+            self.queue_calls.held(leg, on, self._clock())
             CallLogAdapter(logger, leg.call.id).info("hold" if on else "resume",
                                                      extra={"leg": leg.user, "by": "api"})
             self._remix(leg.call)
@@ -1470,6 +1512,9 @@ class CallControl:
         eps = [x.ep for x in into.legs + moving if self._live(x) and x.ep is not None]
         if not moving or len({e.worker for e in eps}) > 1:
             return False
+        for c in (into, other):  # the queue call's agent hands over (attended transfer)
+            if c.agent is not None and any(x.user == c.agent for x in drop):
+                self.queue_calls.transferred(c, "attended", now)
         for x in moving:
             other.legs.remove(x)
             into.legs.append(x)
@@ -1557,6 +1602,10 @@ class CallControl:
                 if alone is not None and (call.xfer is not None
                                           or any((x.held or x.parked) and x.joined for x in live)):
                     want[id(alone)] = RINGBACK if call.xfer is not None else self.moh
+                if call.hold_prompt is not None:
+                    for x in live:
+                        if x.uas and not x.joined:
+                            want[id(x)] = call.hold_prompt
                 for x in live:
                     prompt = want[id(x)]
                     if x.prompt == prompt or x.ep is None:
@@ -1605,6 +1654,8 @@ class CallControl:
         """A leg ended (BYE, CANCEL, transport failure): keep the rest of the call if it
         is still a conversation or a transfer waits for its target, else end it."""
         call = leg.call
+        if call.first_gone is None:
+            call.first_gone = leg.user or ""
         xfer = call.xfer
         if xfer is not None and leg is xfer.transferee:
             call.xfer = None
@@ -1630,6 +1681,7 @@ class CallControl:
         if self._legs.pop((leg.call_id, leg.local_tag), None) is None:
             return
         leg.ended_at = self._clock()
+        self.queue_calls.leg_ended(leg, leg.ended_at)
         if leg.trunk is not None:
             self.trunk_select.release(leg.trunk.name)
         if leg.timer_handle is not None:
@@ -1672,6 +1724,7 @@ class CallControl:
         for leg in call.legs:
             if self._legs_by_txn.get(leg.txn_key) is leg:
                 del self._legs_by_txn[leg.txn_key]
+        self.queue_calls.call_ended(call, now)
         CallLogAdapter(logger, call.id).info("call_end", extra={
             "cause": call.cause, "status": call.status,
             "billsec": round((now - call.answered_at) if call.answered_at else 0.0, 1)})

@@ -102,6 +102,10 @@ class Leg:
     until the leg ends)."""
     trunk_plan: TrunkPlan | None = None
     """For an outbound leg through a trunk: the route's trunks, for failover."""
+    offer: bool = False
+    """An outbound leg ringing an agent for a queue call (the ACD decides its fate)."""
+    direct: bool = False
+    """The leg counts as a direct call of its extension (busy for the ACD)."""
 
 
 @dataclass(eq=False)
@@ -141,9 +145,9 @@ class Call:
     record: bool = True
     """The route allows recording this call."""
     recording_id: str | None = None
+    """The call's recording (one per contact), once answered and recorded."""
     recording_paused: bool = False
     """The recording is paused (card details being read out)."""
-    """The call's recording (one per contact), once answered and recorded."""
     route: Target | None = None
     """The route's target (``ivr:NAME``); :attr:`target` is where the call is now."""
     ivr: IvrRun | None = None
@@ -161,6 +165,20 @@ class Call:
     silent: SilentCallRule | None = None
     """The silent-call rule, once the caller is connected to a person."""
     silent_handle: asyncio.TimerHandle | None = None
+    queue: str | None = None
+    """The queue the caller joined (the ACD knows the call by :attr:`key`)."""
+    agent: str | None = None
+    """The agent who answered the caller from the queue."""
+    waiting: bool = False
+    """The caller is in line (hears :attr:`hold_prompt`; its keys go to the queue)."""
+    hold_prompt: str | None = None
+    """What a caller with nobody to talk to hears (the queue's music on hold)."""
+    announce_id: int | None = None
+    """Play id of the queue announcement playing over the music."""
+    variables: dict[str, str] = field(default_factory=dict)
+    """IVR variables travelling with the call (screen pop)."""
+    first_gone: str | None = None
+    """Who left first: an agent id, or "" for a leg without one (the caller)."""
 
     def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
         """Endpoints for the recording's channels: the caller (left) and everyone the

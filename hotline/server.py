@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
+from acd.events import AcdEvent, AgentStateChanged, QueueEvent
 from media.client import EndpointHandle, MediaError, MediaPool
 from media.events import MediaEvent, RecordingDone
 from sip.events import ResponseReceived, TransactionTimeout, TransportError
@@ -83,6 +84,8 @@ class HotlineServer:
                                       self.media, self._spawn)
                          if config.recording.enabled else None)
         self._retention: asyncio.TimerHandle | None = None
+        self._acd_batch: list[AcdEvent] = []
+        self.calls.acd.listeners.append(self._on_acd_event)
         self.api = ApiServer(config, live=server_metrics(self), calls=self.calls,
                              recorder=self.recorder)
 
@@ -148,6 +151,7 @@ class HotlineServer:
         await self.transports.wait_closed()
         if self._cdr_flush is not None:
             self._cdr_flush.cancel()
+        self.calls.acd.close()
         if self._retention is not None:
             self._retention.cancel()
         self._flush_cdrs()
@@ -265,8 +269,8 @@ class HotlineServer:
             "trunk": call.trunk.name if call.trunk else None,
             "route": str(call.route or call.target),
             "answer_time": self._wall(call.answered_at) if call.answered_at else None,
-            "agent": call.target.arg if call.target.kind == "agent" else None,
-            "queue": call.target.arg if call.target.kind == "queue" else None,
+            "agent": _call_agent(call),
+            "queue": call.queue or (call.target.arg if call.target.kind == "queue" else None),
         }
 
     def _open_cdr(self, call: Call) -> None:
@@ -279,8 +283,9 @@ class HotlineServer:
                 rec_id = self.recorder.begin(
                     call.id, self._wall(call.answered_at or call.started),
                     caller=call.caller, callee=call.called,
-                    queue=call.target.arg if call.target.kind == "queue" else None,
-                    agents=[call.target.arg or ""] if call.target.kind == "agent" else ())
+                    queue=call.queue or (call.target.arg if call.target.kind == "queue"
+                                         else None),
+                    agents=[agent] if (agent := _call_agent(call)) is not None else ())
             except Exception:  # noqa: BLE001 - the call goes on unrecorded, loudly
                 logger.exception("recording_index_failed", extra={"call_id": call.id})
             else:
@@ -294,9 +299,10 @@ class HotlineServer:
     def _on_transfer(self, call: Call) -> None:
         """An answered call (an IVR's) was bridged to its target: the CDR names the agent
         and the recording takes the new leg (same file: one recording per contact)."""
-        agent = call.target.arg if call.target.kind == "agent" else None
+        agent = _call_agent(call)
         if call.cdr_open and agent is not None:
-            self._queue_cdr(("finish", {"call_id": call.id, "leg": "caller", "agent": agent}))
+            self._queue_cdr(("finish", {"call_id": call.id, "leg": "caller", "agent": agent,
+                                        "queue": call.queue}))
         if call.recording_id is not None and self.recorder is not None:
             if agent is not None:
                 self.recorder.add_agent(call.recording_id, agent,
@@ -366,6 +372,13 @@ class HotlineServer:
                 "billsec": int(leg_end - leg.answered_at) if leg.answered_at else 0,
             }))
 
+    def _on_acd_event(self, event: AcdEvent) -> None:
+        """Queue-log lines and agent state changes go to storage with the CDR batches."""
+        if isinstance(event, (QueueEvent, AgentStateChanged)):
+            self._acd_batch.append(event)
+            if self._cdr_flush is None:
+                self._cdr_flush = self.loop.call_later(CDR_FLUSH, self._flush_cdrs)
+
     def _queue_cdr(self, op: tuple[str, dict[str, object]]) -> None:
         self._cdr_queue.append(op)
         if self._cdr_flush is None:
@@ -373,6 +386,12 @@ class HotlineServer:
 
     def _flush_cdrs(self) -> None:
         self._cdr_flush = None
+        events, self._acd_batch = self._acd_batch, []
+        if events:
+            try:
+                self.storage.append_acd_events(events, self._wall_offset)
+            except Exception:  # noqa: BLE001 — as for CDRs
+                logger.exception("acd_write_failed", extra={"rows": len(events)})
         ops, self._cdr_queue = self._cdr_queue, []
         if not ops:
             return
@@ -408,6 +427,13 @@ class HotlineServer:
              for r in rows], now)
         if rows:
             logger.info("registrations_restored", extra={"count": len(rows)})
+
+
+def _call_agent(call: Call) -> str | None:
+    """The agent who handled the call: the queue's, or the ``agent:`` target's."""
+    if call.agent is not None:
+        return call.agent
+    return call.target.arg if call.target.kind == "agent" else None
 
 
 async def _main(config: SiteConfig, grace: float) -> int:

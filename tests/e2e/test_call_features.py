@@ -12,7 +12,6 @@ import json
 import sqlite3
 import time
 import urllib.request
-import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -21,6 +20,10 @@ import pytest
 
 from hotline.moh import NOTES_HZ
 
+from .audio import hears as _hears
+from .audio import levels as _levels
+from .audio import read_wav as _read
+from .audio import tone_wav as _tone
 from .peers import HotlineProcess, PjPhone, free_port, start_sipp
 
 pytestmark = pytest.mark.e2e
@@ -34,47 +37,6 @@ id = "1003"
 name = "Zhang Min"
 password = "pw-1003-secret"
 """
-
-
-def _tone(path: Path, hz: int) -> Path:
-    t = np.arange(8000 * 4) / 8000
-    pcm = (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm.tobytes())
-    return path
-
-
-def _read(path: Path) -> tuple[np.ndarray, int]:
-    with wave.open(str(path)) as w:
-        rate = w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(float)
-    return pcm, rate
-
-
-def _levels(pcm: np.ndarray, rate: int, freqs: list[float], frame_s: float = 0.2
-            ) -> np.ndarray:
-    """Per frame, the amplitude of each frequency in ``freqs`` (Goertzel-like DFT bins)."""
-    n = int(rate * frame_s)
-    frames = len(pcm) // n
-    out = np.zeros((frames, len(freqs)))
-    t = np.arange(n) / rate
-    win = np.hanning(n)
-    for i in range(frames):
-        seg = pcm[i * n:(i + 1) * n] * win
-        for j, f in enumerate(freqs):
-            out[i, j] = abs(np.dot(seg, np.exp(-2j * np.pi * f * t))) * 2 / win.sum()
-    return out
-
-
-def _hears(path: Path, hz: float, last_s: float = 1.5, level: float = 500.0) -> bool:
-    """Whether the last ``last_s`` seconds of a recording carry a tone at ``hz``."""
-    pcm, rate = _read(path)
-    tail = pcm[-int(rate * last_s):]
-    lv = _levels(tail, rate, [hz])
-    return bool(np.median(lv[:, 0]) > level)
 
 
 @pytest.fixture

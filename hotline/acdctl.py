@@ -1,0 +1,121 @@
+"""The running ACD: the sans-IO engine on the event loop.
+
+:class:`AcdService` owns the :class:`acd.engine.Acd` of the site, arms one loop timer for
+it, and hands every event it emits to whoever listens: call control (offers, withdrawals,
+callers leaving, announcements), storage (the queue log and agent states) and the API's
+WebSocket clients. Everything that feeds the engine (SIP, the API, feature codes) calls
+:meth:`AcdService.call` so that the events are dispatched right after the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import ParamSpec, TypeVar
+
+from acd.engine import Acd
+from acd.events import AcdEvent, Announce, CallLeftQueue, CallOffered, OfferWithdrawn, PlayMessage
+
+from .config import QueueConfig, SiteConfig
+
+logger = logging.getLogger("hotline.acd")
+
+__all__ = ["AcdService", "CALL_EVENTS"]
+
+CALL_EVENTS = (CallOffered, OfferWithdrawn, CallLeftQueue, Announce, PlayMessage)
+"""Events call control acts on."""
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class AcdService:
+    """The site's ACD engine, its timer and its event listeners."""
+
+    def __init__(self, config: SiteConfig, clock: Callable[[], float],
+                 wall_offset: float) -> None:
+        """:param clock: the loop's clock (``now`` for every input).
+        :param wall_offset: wall epoch minus loop time (business hours, stored times)."""
+        self.config = config
+        self._clock = clock
+        self.wall_offset = wall_offset
+        members = {q.name: [a.id for a in config.queue_members(q)] for q in config.queues}
+        self.engine = Acd(config.queues, config.agents, members, is_open=self._is_open)
+        self.on_call_event: Callable[[AcdEvent, float], None] | None = None
+        """Call control's handler for :data:`CALL_EVENTS`."""
+        self.listeners: list[Callable[[AcdEvent], None]] = []
+        """Called with every event (storage, WebSocket fan-out)."""
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._pumping = False
+
+    def _is_open(self, queue: QueueConfig, now: float) -> bool:
+        if queue.hours is None and not queue.days:
+            return True
+        wall = datetime.fromtimestamp(now + self.wall_offset, UTC)
+        return queue.is_open(self.config.local_time(wall))
+
+    def now(self) -> float:
+        """The loop's clock."""
+        return self._clock()
+
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run an engine input (``fn`` is a bound method of :attr:`engine` taking ``now``
+        last or as keyword), then dispatch what it emitted. Errors propagate after the
+        events are dispatched."""
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.pump()
+
+    def pump(self) -> None:
+        """Dispatch pending events and re-arm the timer. Re-entrant calls (a handler
+        feeding the engine) return at once: the outer loop drains what they add."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            engine = self.engine
+            while (event := engine.next_event()) is not None:
+                if isinstance(event, CALL_EVENTS) and self.on_call_event is not None:
+                    try:
+                        self.on_call_event(event, self._clock())
+                    except Exception:  # noqa: BLE001 - one call's bug must not stop the ACD
+                        logger.exception("acd_event_failed", extra={"event": repr(event)})
+                for listener in self.listeners:
+                    try:
+                        listener(event)
+                    except Exception:  # noqa: BLE001
+                        logger.exception("acd_listener_failed")
+        finally:
+            self._pumping = False
+        self._rearm()
+
+    def _rearm(self) -> None:
+        at = self.engine.get_timer()
+        if at == self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._timer_at = at
+        if at is not None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # not on a loop (a unit test driving the engine)
+                self._timer_at = None
+                return
+            self._timer = loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.call(self.engine.handle_timer, self._clock())
+
+    def close(self) -> None:
+        """Cancel the timer (server shutdown)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
