@@ -69,6 +69,7 @@ from sip.stack import SipStack, new_branch
 from sip.transaction import TransactionKey
 from sip.uri import SipUri
 
+from . import supervise as supervision
 from .access import AccessControl
 from .acdctl import AcdService
 from .callmodel import BlindTransfer, Call, CallState, Leg, new_tag
@@ -80,7 +81,7 @@ from .logs import CallLogAdapter
 from .mediactl import CallMedia
 from .moh import builtin_moh
 from .netaddr import advertised_host, uri_host
-from .queuecall import QueueCalls
+from .queuecall import REFUSED, QueueCalls
 from .silence import SilentAction, SilentCallRule
 from .trunkselect import (
     OutboundIdentity,
@@ -181,6 +182,8 @@ class CallControl:
         self.acd = AcdService(config, clock, self._wall_offset)
         """The site's ACD; the server adds its storage and API listeners."""
         self.queue_calls = QueueCalls(self, self.acd)
+        self.on_audit: Callable[[str, str, str, str], None] | None = None
+        """Called with (actor, action, target, call id) for supervision actions."""
         self.accepting = True
         self._dispatch: dict[str, RequestHandler] = {
             "REGISTER": self._handle_register_request,
@@ -292,9 +295,11 @@ class CallControl:
                             self.queue_calls.digit(leg, digit, now)
                         elif leg.uas and leg.call.ivr is not None and not leg.call.ivr.closed:
                             leg.call.ivr.on_digit(digit, now)
+                        elif leg.monitor is not None:
+                            self._monitor_digit(leg, digit, now)
                         elif leg.user is not None:
                             self._feature_digit(leg, digit, now)
-                        if source == "rfc4733" and leg.joined:
+                        if source == "rfc4733" and leg.joined and leg.monitor is None:
                             self._relay_digit(leg, digit, ms)
                 case PlaybackDone(worker=w, endpoint=e, play_id=play_id, reason=reason):
                     leg = self._legs_by_ep.get((w, e))
@@ -426,6 +431,23 @@ class CallControl:
         caller = request.from_.uri.user or ""
         feature = (self.queue_calls.feature_code(called, ident.user, now)
                    if ident.trunk is None else None)
+        supervise = (supervision.parse_code(self.config.acd, called)
+                     if ident.trunk is None and feature is None else None)
+        supervised: Call | None = None
+        if supervise is not None:
+            mode, agent = supervise
+            supervised = self._agent_call(agent)
+            allowed = supervision.may_supervise(self.config, ident.user, agent)
+            CallLogAdapter(logger, request.call_id).info("supervise_request", extra={
+                "supervisor": ident.user, "agent": agent, "mode": mode, "allowed": allowed,
+                "call": supervised.id if supervised is not None else ""})
+            if not allowed:
+                self._reply(request, 403, to_tag=new_tag(), now=now)
+                return
+            if supervised is None:
+                feature = Target("play", REFUSED)
+            else:
+                feature = Target("agent", agent)  # routed below to _answer_supervisor
         route = (RouteConfig(match=called, to=feature, record=False) if feature is not None
                  else self._route(called, caller, ident.user,
                                   from_trunk=ident.trunk is not None))
@@ -458,6 +480,8 @@ class CallControl:
                     record=route.record if route is not None else True, route=target)
         if target.kind == "conference":  # a room's endpoints share one worker
             call.media_key = ROOM_PREFIX + (target.arg or "")
+        elif supervised is not None:  # joins the agent's call: same worker
+            call.media_key = supervised.media_key
         else:
             call.media_key = self._media_key_for(ident.user) or call.id
         host, _ = self._host_for(peer)
@@ -474,7 +498,9 @@ class CallControl:
             "called": called, "caller": caller, "target": str(target),
             "source": "trunk:" + ident.trunk.name if ident.trunk else "user:" + str(ident.user)})
         kind = target.kind
-        if kind in ("echo", "play"):
+        if supervised is not None and supervise is not None:
+            self._spawn(self._answer_supervisor(leg, supervised, *supervise))
+        elif kind in ("echo", "play"):
             self._spawn(self._answer_local(leg))
         elif kind == "hangup":
             self._end_leg_unanswered(leg, 603, now)
@@ -495,8 +521,64 @@ class CallControl:
         else:
             log.info("target_unavailable", extra={"target": str(target)})
             self._end_leg_unanswered(leg, 480, now)
-        if feature is None and self._live(leg):
+        if (feature is None or supervised is not None) and self._live(leg):
             self.queue_calls.leg_started(leg, now)
+
+    def _agent_call(self, agent: str) -> Call | None:
+        """The answered call extension ``agent`` talks in (a queue call first)."""
+        found = [x.call for x in self._legs.values()
+                 if x.user == agent and x.joined and x.answered and x.monitor is None
+                 and x.call.state is CallState.ANSWERED]
+        return next((c for c in found if c.agent == agent), found[0] if found else None)
+
+    async def _answer_supervisor(self, leg: Leg, target: Call, mode: str, agent: str) -> None:
+        """Answer a supervisor's ``*6x`` call and join its leg to ``target`` in ``mode``."""
+        if not await self._create_answer_endpoint(leg) or not self._live(leg):
+            return
+        now = self._clock()
+        self._send_answer(leg, now)
+        log = CallLogAdapter(logger, target.id)
+        if target.state is not CallState.ANSWERED or self.agent_leg(target, agent) is None:
+            log.info("supervise_refused", extra={"supervisor": leg.user, "agent": agent,
+                                                 "reason": "call over"})
+            self.hangup(leg.call, now, "nothing_to_supervise")
+            return
+        leg.monitor, leg.monitor_of, leg.joined = mode, agent, True
+        if not self._merge(target, leg.call, drop=(), now=now, cause="supervising"):
+            log.info("supervise_refused", extra={"supervisor": leg.user, "agent": agent,
+                                                 "reason": "other media worker"})
+            self.hangup(leg.call, now, "nothing_to_supervise")
+            return
+        self._audit_supervision(leg, mode, now)
+
+    def set_monitor(self, leg: Leg, mode: str, now: float) -> None:
+        """Switch a supervisor's leg to ``mode`` (listen, whisper, barge) or, with
+        ``take_over``, put it in the agent's place (the agent's leg is released)."""
+        if leg.monitor is None or leg.monitor == mode:
+            return
+        call = leg.call
+        if mode == "take_over":
+            agent = self.agent_leg(call, leg.monitor_of)
+            leg.monitor = None
+            if call.agent is not None and call.agent == leg.monitor_of:
+                self.queue_calls.transferred(call, f"takeover:{leg.user}", now)
+                call.agent = leg.user
+            if agent is not None:
+                agent.joined = False
+                self._send_bye(agent, now)
+        else:
+            leg.monitor = mode
+        self._audit_supervision(leg, mode, now)
+        self._remix(call)
+        if self._on_transfer is not None:  # the recording's right side follows barge
+            self._on_transfer(call)
+
+    def _audit_supervision(self, leg: Leg, mode: str, now: float) -> None:
+        CallLogAdapter(logger, leg.call.id).info("supervise", extra={
+            "supervisor": leg.user, "agent": leg.monitor_of, "mode": mode})
+        if self.on_audit is not None:
+            self.on_audit(leg.user or "", f"supervise:{mode}", leg.monitor_of or "",
+                          leg.call.id)
 
     def _media_key_for(self, user: str | None) -> str | None:
         """The media key of a call the extension ``user`` is in, so that a consultation
@@ -1171,6 +1253,7 @@ class CallControl:
         but the caller's when ``agent`` is None)."""
         for i, leg in enumerate(call.legs):
             if (self._live(leg) and leg.answered and leg.joined and leg.user is not None
+                    and leg.monitor is None
                     and (leg.user == agent if agent is not None else i > 0)):
                 return leg
         return None
@@ -1554,6 +1637,14 @@ class CallControl:
         else:
             log.info("three_way_refused", extra={"reason": "different media workers"})
 
+    def _monitor_digit(self, leg: Leg, digit: str, now: float) -> None:
+        """A supervisor's DTMF: 4 listen, 5 whisper, 6 barge, 7 take over."""
+        mode = supervision.MODE_KEYS.get(digit)
+        if mode is None and digit == supervision.TAKE_OVER_KEY:
+            mode = "take_over"
+        if mode is not None:
+            self.set_monitor(leg, mode, now)
+
     def _relay_digit(self, leg: Leg, digit: str, duration_ms: int) -> None:
         """Pass an RFC 4733 digit on to the others in the conversation: as RFC 4733 where
         they negotiated telephone-event, in-band tones otherwise (the worker chooses). An
@@ -1588,7 +1679,7 @@ class CallControl:
                 if len(talking) >= 2:
                     eps = [x.ep for x in talking if x.ep is not None]
                     hears = {x.ep: [y.ep for y in talking if y is not x and not y.muted
-                                    and y.ep is not None]
+                                    and y.ep is not None and supervision.audible(y, x)]
                              for x in talking if x.ep is not None}
                     await self.media.room(call.id, eps, hears=hears)
                     for x in talking:
@@ -1654,14 +1745,14 @@ class CallControl:
         """A leg ended (BYE, CANCEL, transport failure): keep the rest of the call if it
         is still a conversation or a transfer waits for its target, else end it."""
         call = leg.call
-        if call.first_gone is None:
+        if call.first_gone is None and leg.monitor is None:
             call.first_gone = leg.user or ""
         xfer = call.xfer
         if xfer is not None and leg is xfer.transferee:
             call.xfer = None
             self._notify_transferor(xfer, 487, now)
         live = [x for x in call.legs if self._live(x)]
-        joined = [x for x in live if x.joined]
+        joined = [x for x in live if x.joined and x.monitor is None]
         pending = [x for x in live if not x.uas and not x.answered
                    and x.partner is not None and self._live(x.partner)]
         if len(joined) >= 2 or pending:

@@ -106,6 +106,10 @@ class Leg:
     """An outbound leg ringing an agent for a queue call (the ACD decides its fate)."""
     direct: bool = False
     """The leg counts as a direct call of its extension (busy for the ACD)."""
+    monitor: str | None = None
+    """A supervisor's leg: ``listen``, ``whisper`` or ``barge`` (:mod:`hotline.supervise`)."""
+    monitor_of: str | None = None
+    """The agent a supervisor's leg supervises."""
 
 
 @dataclass(eq=False)
@@ -182,7 +186,9 @@ class Call:
 
     def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
         """Endpoints for the recording's channels: the caller (left) and everyone the
-        caller talks to (right: the agent, a transfer target, a conference's others)."""
+        caller hears (right: the agent, a transfer target, a conference's others, a
+        barging supervisor; never a supervisor who listens or whispers)."""
         caller, *others = self.legs
         left = [caller.ep] if caller.ep is not None else []
-        return left, [x.ep for x in others if x.ep is not None and x.joined]
+        return left, [x.ep for x in others if x.ep is not None and x.joined
+                      and x.monitor in (None, "barge")]

@@ -48,3 +48,14 @@ def hears(path: Path, hz: float, last_s: float = 1.5, level: float = 500.0) -> b
     tail = pcm[-int(rate * last_s):]
     lv = levels(tail, rate, [hz])
     return bool(np.median(lv[:, 0]) > level)
+
+
+def hears_during(path: Path, hz: float, start_s: float, end_s: float,
+                 level: float = 500.0) -> bool:
+    """Whether a recording carries a tone at ``hz`` between ``start_s`` and ``end_s``
+    seconds from its start."""
+    pcm, rate = read_wav(path)
+    seg = pcm[int(rate * start_s):int(rate * end_s)]
+    assert len(seg) >= rate * 0.4, f"{path}: {len(pcm) / rate:.1f} s, no {start_s}-{end_s} s"
+    lv = levels(seg, rate, [hz])
+    return bool(np.median(lv[:, 0]) > level)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from .audio import hears, tone_wav
+from .audio import hears, hears_during, tone_wav
 from .peers import HotlineProcess, PjPhone
 
 pytestmark = pytest.mark.e2e
@@ -165,3 +165,59 @@ def test_ring_no_answer_sets_not_ready_and_the_next_agent_gets_the_caller(
     last = _db(server, "SELECT state, reason FROM agent_states WHERE agent = '1001' "
                        "ORDER BY id DESC LIMIT 1")
     assert last == [("not_ready", "ring-no-answer")]
+
+
+def test_supervisor_listens_whispers_and_barges_heard_only_by_whom_they_should(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """Caller 1003 (1500 Hz) talks to agent 1001 (700 Hz) from the queue. Supervisor 1004
+    (1900 Hz, permission "supervise") dials *601001: it hears both, neither hears it.
+    DTMF 5 (whisper): the agent hears it, the caller does not. DTMF 6 (barge): both do.
+    Read from each phone's audio."""
+    site = AGENTS.replace('password = "pw-1004-secret"',
+                          'password = "pw-1004-secret"\npermissions = ["supervise"]')
+    server = hotline_factory(site + _queue("support", agents=["1001"], wrapup=0),
+                             routes_first=_route("200", "queue:support"))
+    agent, sup, caller = phones(server, "1001"), phones(server, "1004"), phones(server, "1003")
+    _feature(server, agent, "*50", 0)
+    caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
+    caller.wait(event="media", call=0, status="active", timeout=10)
+    t_caller = time.monotonic()
+    agent.wait(event="media", call=1, status="active", timeout=10)
+    t_agent = time.monotonic()
+    time.sleep(1.0)
+    sup.send("call", uri=f"sip:*601001@127.0.0.1:{server.sip_port}")
+    sup.wait(event="media", call=0, status="active", timeout=10)
+    t_sup = time.monotonic()
+    time.sleep(3.0)
+    t_whisper = time.monotonic()
+    sup.send("dtmf", call=0, digits="5")
+    time.sleep(3.0)
+    t_barge = time.monotonic()
+    sup.send("dtmf", call=0, digits="6")
+    time.sleep(3.0)
+    t_end = time.monotonic()
+    caller.send("hangup", call=0)
+    caller.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    sup.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    for p in (agent, sup, caller):
+        p.stop()
+    s_hz = TONES["1004"]
+
+    def window(t0: float, a: float, b: float) -> tuple[float, float]:
+        return a - t0 + 0.6, b - t0 - 0.4  # margins for signalling and jitter
+
+    # Listen: the supervisor hears both; nobody hears the supervisor.
+    assert hears_during(sup.recording(0), TONES["1001"], *window(t_sup, t_sup, t_whisper))
+    assert hears_during(sup.recording(0), TONES["1003"], *window(t_sup, t_sup, t_whisper))
+    assert not hears_during(caller.recording(0), s_hz, *window(t_caller, t_sup, t_whisper))
+    assert not hears_during(agent.recording(1), s_hz, *window(t_agent, t_sup, t_whisper))
+    # Whisper: the agent hears the supervisor, the caller does not.
+    assert hears_during(agent.recording(1), s_hz, *window(t_agent, t_whisper, t_barge))
+    assert not hears_during(caller.recording(0), s_hz, *window(t_caller, t_whisper, t_barge))
+    assert hears_during(caller.recording(0), TONES["1001"],
+                        *window(t_caller, t_whisper, t_barge))
+    # Barge: both hear the supervisor.
+    assert hears_during(agent.recording(1), s_hz, *window(t_agent, t_barge, t_end))
+    assert hears_during(caller.recording(0), s_hz, *window(t_caller, t_barge, t_end))
+    log = server.log()
+    assert "event=supervise " in log and "mode=whisper" in log and "mode=barge" in log
