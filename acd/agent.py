@@ -15,8 +15,10 @@ States (``AgentState``)::
                                                         wrapup
 
 Requests that cannot take effect now are remembered, not refused: "not ready" or
-"log out" during a call or a wrap-up take effect when the wrap-up ends
-(:attr:`Agent.after`), as agents expect from the break button. An input the table has no
+"log out" pressed while ringing or during a call take effect when the call's wrap-up
+ends (:attr:`Agent.after`), as agents expect from the break button; pressed during the
+wrap-up, at once. A ring-no-answer overrides a remembered request (not ready, reason
+``ring-no-answer``). An input the table has no
 entry for raises :class:`AgentStateError` and leaves the state unchanged (an API caller gets
 409); unlike a SIP transaction, an agent is never terminated by a bad request.
 

@@ -486,8 +486,8 @@ class Acd:
         if st not in (S.RINGING, S.ON_CALL, S.ON_HOLD, S.WRAPUP) or (
                 inp is I.RECV_DIRECT_CALL and prev is S.WRAPUP):
             agent.call_id = agent.queue = ""
-        if st is S.READY and prev is not S.READY:
-            agent.idle_since = now
+        if st is S.READY and prev not in (S.READY, S.RINGING):
+            agent.idle_since = now  # a withdrawn offer was no work: the agent keeps its place
         if st is S.LOGGED_OUT and prev is not S.LOGGED_OUT:
             for q in sorted(self._logged[agent.id]):
                 self._events.append(QueueEvent(now, "NONE", q, agent.id, "REMOVEMEMBER"))
@@ -515,6 +515,11 @@ class Acd:
                 agent.id, st.value, prev.value, now, agent.reason, agent.call_id, agent.queue))
         for q in sorted(left):
             self._check_empty(q, now)
+        if agent.direct_calls and st in (S.READY, S.NOT_READY) and st is not prev:
+            # Logged in, ready from wrap-up or a withdrawn offer while the phone is in
+            # use: busy until the direct call ends, never offered (or left in _ready).
+            self._step(agent, I.RECV_DIRECT_CALL, now)
+            return
         if st is S.READY and prev is not S.READY:
             self._agent_free(agent, now)
 
@@ -558,7 +563,8 @@ class Acd:
             return
         strategy = q.strategy
         if strategy == "sticky":
-            last = self._last_agent.get((entry.queue, entry.caller))
+            # A withheld number is nobody in particular: no agent to stick to.
+            last = self._last_agent.get((entry.queue, entry.caller)) if entry.caller else None
             if last is not None and last[0] in ready and now - last[1] <= q.sticky_window:
                 self._ring(entry, [last[0]], now)
                 return

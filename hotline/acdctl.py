@@ -16,7 +16,17 @@ from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
 from acd.engine import Acd
-from acd.events import AcdEvent, Announce, CallLeftQueue, CallOffered, OfferWithdrawn, PlayMessage
+from acd.events import (
+    AcdEvent,
+    AgentStateChanged,
+    Announce,
+    CallLeftQueue,
+    CallOffered,
+    OfferWithdrawn,
+    PlayMessage,
+    QueueEvent,
+)
+from acd.stats import AcdStats
 
 from .config import QueueConfig, SiteConfig
 
@@ -47,9 +57,19 @@ class AcdService:
         """Call control's handler for :data:`CALL_EVENTS`."""
         self.listeners: list[Callable[[AcdEvent], None]] = []
         """Called with every event (storage, WebSocket fan-out)."""
+        self.stats = AcdStats.for_queues(config.queues)
+        """Today's figures, live (the server feeds it today's stored history at start;
+        every event after is fed as it comes), for the API and the wallboard."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+
+    def today_start(self) -> float:
+        """Unix seconds of the site's last local midnight (where "today" starts)."""
+        wall = datetime.fromtimestamp(self._clock() + self.wall_offset, UTC)
+        local = self.config.local_time(wall)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return midnight.timestamp()
 
     def _is_open(self, queue: QueueConfig, now: float) -> bool:
         if queue.hours is None and not queue.days:
@@ -84,6 +104,8 @@ class AcdService:
                         self.on_call_event(event, self._clock())
                     except Exception:  # noqa: BLE001 - one call's bug must not stop the ACD
                         logger.exception("acd_event_failed", extra={"event": repr(event)})
+                if isinstance(event, (QueueEvent, AgentStateChanged)):
+                    self.stats.feed(event, self.wall_offset)
                 for listener in self.listeners:
                     try:
                         listener(event)

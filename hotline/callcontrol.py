@@ -915,7 +915,7 @@ class CallControl:
                 else Peer(uri.transport, uri.host_bare, uri.port or 5060))
         self._spawn(self._dial(call, a, peer, uri, call.caller, user=agent_id))
 
-    async def _dial(self, call: Call, a: Leg, peer: Peer, uri: SipUri, caller: str,
+    async def _dial(self, call: Call, a: Leg | None, peer: Peer, uri: SipUri, caller: str,
                     user: str | None = None, *, trunk: TrunkConfig | None = None,
                     plan: TrunkPlan | None = None,
                     identity: OutboundIdentity | None = None, offer: bool = False,
@@ -923,8 +923,9 @@ class CallControl:
                     display: str | None = None) -> None:
         """Create both legs' endpoints, then send the INVITE toward the callee (with
         ``identity``'s From, P-Asserted-Identity and Privacy when going out a trunk).
-        ``offer``: the leg rings an agent for a queue call (the ACD handles its failure)."""
-        if a.ep is None and not await self._create_answer_endpoint(a):
+        ``offer``: the leg rings an agent for a queue call (the ACD handles its failure);
+        without ``a`` it is the first leg of a queue callback."""
+        if a is not None and a.ep is None and not await self._create_answer_endpoint(a):
             return
         host, _ = self._host_for(peer)
         try:
@@ -932,10 +933,10 @@ class CallControl:
         except MediaError:
             if offer and user is not None:
                 self.queue_calls.offer_failed(call, user, self._clock())
-            else:
+            elif a is not None:
                 self._dial_failed(a, 503, self._clock())
             return
-        if not self._live(a):
+        if a is not None and not self._live(a):
             await self.media.destroy(ep)
             return
         now = self._clock()
@@ -971,7 +972,8 @@ class CallControl:
         self._legs[(call_id, tag)] = b
         self._legs_by_txn[b.txn_key] = b
         self._legs_by_ep[(ep.worker, ep.id)] = b
-        if call.xfer is not None and call.xfer.transferee is a and call.xfer.leg is None:
+        if (call.xfer is not None and a is not None and call.xfer.transferee is a
+                and call.xfer.leg is None):
             call.xfer.leg = b
         self.queue_calls.leg_started(b, now)
 
@@ -1032,11 +1034,15 @@ class CallControl:
             leg.answered = True
             leg.answered_at = now
             leg.status = status
-            if leg.cancelled or a is None or not self._live(a):
+            if leg.cancelled or (a is None and not leg.offer) or (
+                    a is not None and not self._live(a)):
                 self._send_bye(leg, now)
                 return
             if leg.offer and not self.queue_calls.agent_answered(leg, now):
                 self._send_bye(leg, now)  # the offer was withdrawn as the phone answered
+                return
+            if a is None:  # a queue callback's agent answered: now dial the customer
+                self._spawn(self.queue_calls.callback_answered(leg, response))
                 return
             self._spawn(self._connect(a, leg, response))
             return
@@ -1114,6 +1120,8 @@ class CallControl:
             self._send_bye(b, now)
         elif not a.answered:
             self._send_answer(a, now)
+        elif call.callback:
+            self.queue_calls.callback_connected(call, b, now)
         else:
             # An IVR's caller or a transferee, answered before: now bridged to its target.
             xfer = call.xfer

@@ -181,6 +181,10 @@ class Call:
     """Play id of the queue announcement playing over the music."""
     variables: dict[str, str] = field(default_factory=dict)
     """IVR variables travelling with the call (screen pop)."""
+    acd_key: str = ""
+    """The ACD's key for the call when not :attr:`key` (a callback's new call)."""
+    callback: str = ""
+    """A queue callback: the customer's number (the agent is rung first)."""
     first_gone: str | None = None
     """Who left first: an agent id, or "" for a leg without one (the caller)."""
 

@@ -6,6 +6,9 @@ Subcommands::
     hotline config check [--no-secrets] FILE...
     hotline dtmf FILE...
     hotline cdr export (--csv | --jsonl) [--config FILE] [--data-dir DIR] [--since DATE]
+    hotline queuelog export [--config FILE] [--data-dir DIR] [--since DATE] [--until DATE]
+    hotline report [--config FILE] [--data-dir DIR] [--since DATE] [--until DATE]
+                   [--interval 15m|hour|day] [--agents] [--csv]
 
 Exit status: 0 success, 1 a runtime failure (server missing, unreadable audio, no
 database), 2 a usage or configuration error.
@@ -15,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -126,7 +131,40 @@ def _parser() -> argparse.ArgumentParser:
         help="only calls started at or after DATE (ISO 8601; site/local time if no offset)",
     )
     export.set_defaults(handler=_cdr_export)
+
+    queuelog = sub.add_parser("queuelog", help="the ACD queue log")
+    ql_sub = queuelog.add_subparsers(dest="queuelog_command", required=True, metavar="ACTION")
+    ql_export = ql_sub.add_parser(
+        "export", help="print the queue log as Asterisk queue_log lines (epoch|callid|...)"
+    )
+    _acd_window_arguments(ql_export)
+    ql_export.set_defaults(handler=_queuelog_export)
+
+    report = sub.add_parser("report", help="service level, ASA, AHT... per queue or agent")
+    _acd_window_arguments(report)
+    report.add_argument(
+        "--interval",
+        choices=("15m", "hour", "day"),
+        help="one row per interval (local time); default: one row for the whole period",
+    )
+    report.add_argument("--agents", action="store_true", help="per agent instead of per queue")
+    report.add_argument("--csv", action="store_true", help="CSV with a header row")
+    report.set_defaults(handler=_report)
     return parser
+
+
+def _acd_window_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, metavar="FILE", help="take data_dir from here")
+    parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where hotline.db is")
+    parser.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help="from DATE on (ISO 8601; site/local time if no offset)",
+    )
+    parser.add_argument(
+        "--until", type=_since, metavar="DATE", help="up to (not including) DATE, same format"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -139,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `hotline report | head`: stop quietly, as other tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     return status
 
 
@@ -274,4 +316,205 @@ def _cell(value: Any) -> Any:
         return ""
     if isinstance(value, datetime):
         return value.isoformat(timespec="milliseconds")
+    return value
+
+
+# --------------------------------------------------------------------------- queuelog, report
+
+
+def _acd_window(
+    args: argparse.Namespace,
+) -> tuple[Path, SiteConfig | None, ZoneInfo | None, float | None, float | None]:
+    """data_dir, config, time zone and the --since/--until epochs, as ``cdr export``."""
+    tz: ZoneInfo | None = None
+    data_dir = DEFAULT_DATA_DIR
+    config: SiteConfig | None = None
+    if args.config is not None:
+        config = load_config(args.config, require_secrets=False)
+        data_dir = config.server.data_dir
+        if config.server.timezone:
+            tz = ZoneInfo(config.server.timezone)
+    if args.data_dir is not None:
+        data_dir = args.data_dir
+    bounds: list[float | None] = []
+    for when in (args.since, args.until):
+        if when is not None and when.tzinfo is None:
+            when = when.replace(tzinfo=tz) if tz is not None else when.astimezone()
+        bounds.append(None if when is None else when.timestamp())
+    return data_dir, config, tz, bounds[0], bounds[1]
+
+
+def _queuelog_export(args: argparse.Namespace) -> int:
+    from acd.queuelog import format_lines
+    from hotline.storage import Storage, StorageError
+
+    data_dir, _config, _tz, since, until = _acd_window(args)
+    try:
+        storage = Storage.open(data_dir, create=False)
+    except StorageError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    with storage:
+        events = storage.queue_log_since(since, until)
+    sys.stdout.writelines(format_lines(events))
+    return EXIT_OK
+
+
+def _report(args: argparse.Namespace) -> int:
+    import math
+    import time
+
+    from acd.stats import AcdStats, bucket_of
+    from hotline.storage import Storage, StorageError
+
+    data_dir, config, tz, since, until = _acd_window(args)
+    if since is not None and until is not None and until <= since:
+        _error("--until must be after --since")
+        return EXIT_USAGE
+    try:
+        storage = Storage.open(data_dir, create=False)
+    except StorageError as exc:
+        _error(str(exc))
+        return EXIT_FAILURE
+    stats = AcdStats.for_queues(config.queues) if config is not None else AcdStats()
+    with storage:
+        # A call counts in the interval it entered: its later events are read too.
+        if since is not None:
+            stats.feed_all(storage.agent_states_at(since))
+        states = storage.agent_states_since(since)
+        events = storage.queue_log_since(since)
+    stats.feed_all(states)
+    stats.feed_all(events)
+    firsts = [x[0].at for x in (states, events) if x]
+    if since is None:
+        if not firsts:
+            return _print_report(args, [], tz)  # nothing recorded
+        since = min(firsts) if args.interval is None else bucket_of(min(firsts), args.interval,
+                                                                     tz)[0]
+    if until is None:
+        if stats.latest is None or stats.latest < since:
+            return _print_report(args, [], tz)
+        last = math.nextafter(stats.latest, math.inf)
+        until = last if args.interval is None else bucket_of(stats.latest, args.interval, tz)[1]
+    rows = stats.report(since, until, args.interval, tz=tz, now=min(until, time.time()))
+    return _print_report(args, rows, tz)
+
+
+_QUEUE_TABLE = (
+    # heading, QueueStats attribute, format
+    ("offered", "offered", "d"),
+    ("answered", "answered", "d"),
+    ("in SL", "answered_in_sl", "d"),
+    ("abandoned", "abandoned", "d"),
+    ("short", "short_abandoned", "d"),
+    ("other", "_other_exits", "d"),
+    ("waiting", "waiting", "d"),
+    ("SL", "sl", "%"),
+    ("SL2", "sl2", "%"),
+    ("ASA", "asa", "s"),
+    ("AHT", "aht", "s"),
+    ("abandon", "abandon_rate", "%"),
+)
+_AGENT_TABLE = (
+    ("answered", "answered", "d"),
+    ("handled", "handled", "d"),
+    ("RNA", "ring_no_answer", "d"),
+    ("logged in", "logged_in", "t"),
+    ("ready", "ready", "t"),
+    ("not ready", "not_ready", "t"),
+    ("on call", "on_call", "t"),
+    ("on hold", "on_hold", "t"),
+    ("wrap-up", "wrapup", "t"),
+    ("occupancy", "occupancy", "%"),
+    ("AHT", "aht", "s"),
+)
+
+
+def _print_report(args: argparse.Namespace, rows: list[Any], tz: ZoneInfo | None) -> int:
+    from acd.stats import AGENT_STATES, AgentStats, QueueStats
+
+    out = sys.stdout
+    if args.csv:
+        writer = csv.writer(out)
+        if args.agents:
+            extra = ("logged_in", "staffed", "busy", "occupancy", "aht")
+            head = [f.name for f in dataclasses.fields(AgentStats)
+                    if f.name not in ("state_time", "not_ready_time")]
+            writer.writerow([*head, *(f"time_{s}" for s in AGENT_STATES), *extra])
+            for row in rows:
+                for a in row.agents:
+                    data = a.to_json()
+                    writer.writerow([_report_cell(data[h], h, tz) for h in head]
+                                    + [data["state_time"][s] for s in AGENT_STATES]
+                                    + [_report_cell(data[h], h, tz) for h in extra])
+        else:
+            head = list(QueueStats("", 0, 0, 0, 0).to_json())
+            writer.writerow(head)
+            for row in rows:
+                for q in row.queues:
+                    data = q.to_json()
+                    writer.writerow([_report_cell(data[h], h, tz) for h in head])
+        return EXIT_OK
+    if args.agents:
+        names = sorted({a.agent for row in rows for a in row.agents})
+        for name in names:
+            _print_table(out, f"agent {name}", rows, lambda r, n=name: next(
+                a for a in r.agents if a.agent == n), _AGENT_TABLE, tz)
+    else:
+        names = sorted({q.queue for row in rows for q in row.queues})
+        for name in names:
+            first = next(q for q in rows[0].queues if q.queue == name)
+            title = (f"queue {name} (service level {first.service_level:g} s, "
+                     f"short abandon {first.short_abandon:g} s)")
+            _print_table(out, title, rows, lambda r, n=name: next(
+                q for q in r.queues if q.queue == n), _QUEUE_TABLE, tz)
+    return EXIT_OK
+
+
+def _print_table(out: Any, title: str, rows: list[Any], pick: Any,
+                 columns: tuple[tuple[str, str, str], ...], tz: ZoneInfo | None) -> None:
+    widths = [max(len(h), 9) for h, _, _ in columns]
+    spans = [f"{_local_time(row.start, tz)} - {_local_time(row.end, tz)}" for row in rows]
+    first = max((len(s) for s in spans), default=8)
+    out.write(f"{title}\n")
+    out.write(f"{'interval':<{first}}" + "".join(f" {h:>{w}}" for (h, _, _), w in
+                                                zip(columns, widths, strict=True)) + "\n")
+    for row, span in zip(rows, spans, strict=True):
+        item = pick(row)
+        cells = [_text_cell(_attr(item, attr), kind) for _, attr, kind in columns]
+        out.write(f"{span:<{first}}" + "".join(f" {c:>{w}}" for c, w in
+                                               zip(cells, widths, strict=True)) + "\n")
+    out.write("\n")
+
+
+def _attr(item: Any, attr: str) -> Any:
+    if attr == "_other_exits":
+        return item.timed_out + item.exited_key + item.exited_empty
+    if hasattr(item, "state_time") and attr in item.state_time:
+        return item.state_time[attr]
+    return getattr(item, attr)
+
+
+def _text_cell(value: Any, kind: str) -> str:
+    if value is None:
+        return "-"
+    if kind == "%":
+        return f"{value * 100:.1f}%"
+    if kind == "s":
+        return f"{value:.1f}"
+    if kind == "t":
+        seconds = round(value)
+        return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+    return str(value)
+
+
+def _local_time(epoch: float, tz: ZoneInfo | None) -> str:
+    return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _report_cell(value: Any, name: str, tz: ZoneInfo | None) -> Any:
+    if value is None:
+        return ""
+    if name in ("start", "end"):
+        return datetime.fromtimestamp(value, tz).astimezone(tz).isoformat(timespec="seconds")
     return value

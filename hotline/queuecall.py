@@ -22,6 +22,7 @@ tells the engine what happened on them:
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
@@ -29,12 +30,16 @@ from acd.errors import AcdError
 from acd.events import AcdEvent, Announce, CallLeftQueue, CallOffered, OfferWithdrawn, PlayMessage
 from acd.ivr_actions import Transfer
 from media.client import MediaError
+from sip import sdp as sdplib
+from sip.exceptions import ProtocolError
+from sip.message import SipResponse
 from sip.peer import Peer
 from sip.uri import SipUri
 
 from .acdctl import AcdService
-from .callmodel import Call, Leg
+from .callmodel import Call, CallState, Leg
 from .config import Target, parse_target
+from .dialplan import rewrite
 from .logs import CallLogAdapter
 
 if TYPE_CHECKING:
@@ -49,6 +54,11 @@ CONFIRM = "tone:beep"
 REFUSED = "tone:congestion"
 """... and when it did not (unknown code for this phone, a state that does not allow it)."""
 CALLBACK_PROMPT = "tts:Thank you. We will call you back as soon as an agent is free."
+
+
+def _key(call: Call) -> str:
+    """The call's key in the ACD engine."""
+    return call.acd_key or call.key
 
 
 def announcement(position: int, estimated_wait: int) -> str:
@@ -67,6 +77,8 @@ class QueueCalls:
         self.cc = cc
         self.acd = acd
         acd.on_call_event = self.on_event
+        self._callbacks: dict[str, Call] = {}
+        """Callback calls by their ACD key, while they last."""
 
     # -- callers -------------------------------------------------------------------
     async def answer_into_queue(self, leg: Leg, name: str, priority: int) -> None:
@@ -96,7 +108,7 @@ class QueueCalls:
         call.hold_prompt = queue.moh or self.cc.moh
         if not queue.record:
             call.record = False
-        call.variables = dict(variables)
+        call.variables = {"called": call.called, **variables}
         self.cc._remix(call)
         try:
             position = self.acd.call(self.acd.engine.enqueue, call.key, name, now,
@@ -115,7 +127,7 @@ class QueueCalls:
         call = leg.call
         if not call.waiting:
             return False
-        return self.acd.call(self.acd.engine.key, call.key, digit, now)
+        return self.acd.call(self.acd.engine.key, _key(call), digit, now)
 
     # -- engine events ---------------------------------------------------------------
     def on_event(self, event: AcdEvent, now: float) -> None:
@@ -132,6 +144,10 @@ class QueueCalls:
             case PlayMessage(call_id=key, prompt=prompt):
                 self._play_over_music(key, prompt)
 
+    def _find(self, key: str) -> Call | None:
+        """The live call the ACD knows as ``key`` (a callback's call, else the caller's)."""
+        return self._callbacks.get(key) or self.cc.calls.get(key)
+
     def _caller(self, key: str) -> tuple[Call, Leg] | None:
         call = self.cc.calls.get(key)
         if call is None or not call.legs:
@@ -145,25 +161,17 @@ class QueueCalls:
         engine = self.acd.engine
         found = self._caller(ev.call_id)
         log = CallLogAdapter(logger, ev.call_id.split(";")[0])
+        if ev.callback:
+            self._offer_callback(ev, now)
+            return
         if found is None:
-            if ev.callback:
-                log.info("callback_unsupported", extra={"agent": ev.agent})
-                self.acd.call(engine.cancel_callback, ev.call_id, now)
-                self.acd.call(engine.rejected, ev.call_id, ev.agent, now)
-                return
             self.acd.call(engine.call_ended, ev.call_id, now)
             return
         call, a = found
-        bindings = self.cc.registrar.lookup(ev.agent, now)
-        if not bindings:
-            log.info("agent_unreachable", extra={"agent": ev.agent, "queue": ev.queue})
-            self.acd.call(engine.rejected, ev.call_id, ev.agent, now)
+        contact = self._agent_contact(ev, now)
+        if contact is None:
             return
-        b = bindings[0]
-        uri = SipUri.parse(b.uri)
-        src = b.source
-        peer = (Peer(src.transport, src.ip, src.port) if src is not None
-                else Peer(uri.transport, uri.host_bare, uri.port or 5060))
+        peer, uri = contact
         headers = (
             ("X-Hotline-Queue", ev.queue),
             ("X-Hotline-Wait", str(round(ev.wait))),
@@ -176,12 +184,94 @@ class QueueCalls:
                                      offer=True, extra_headers=headers,
                                      display=f"[{ev.queue}] {call.caller}"))
 
+    def _agent_contact(self, ev: CallOffered, now: float) -> tuple[Peer, SipUri] | None:
+        """Where the agent's phone is registered; None (a refusal for the engine) if not."""
+        bindings = self.cc.registrar.lookup(ev.agent, now)
+        if not bindings:
+            CallLogAdapter(logger, ev.call_id.split(";")[0]).info(
+                "agent_unreachable", extra={"agent": ev.agent, "queue": ev.queue})
+            self.acd.call(self.acd.engine.rejected, ev.call_id, ev.agent, now)
+            return None
+        b = bindings[0]
+        uri = SipUri.parse(b.uri)
+        src = b.source
+        peer = (Peer(src.transport, src.ip, src.port) if src is not None
+                else Peer(uri.transport, uri.host_bare, uri.port or 5060))
+        return peer, uri
+
+    # -- callbacks -----------------------------------------------------------------
+    def _offer_callback(self, ev: CallOffered, now: float) -> None:
+        """A callback's turn came: ring the agent first (a new call); when it answers,
+        the customer is dialled out through the route for its number."""
+        contact = self._agent_contact(ev, now)
+        if contact is None:
+            return
+        peer, uri = contact
+        call_id = secrets.token_hex(12) + "@hotline"
+        call = Call(id=call_id, caller=ev.variables.get("called") or ev.callback,
+                    called=ev.callback, target=Target("queue", ev.queue), started=now,
+                    route=Target("queue", ev.queue))
+        call.key = call_id + ";callback"
+        call.acd_key = ev.call_id
+        call.media_key = call_id
+        call.queue = ev.queue
+        call.callback = ev.callback
+        call.variables = dict(ev.variables)
+        self.cc.calls[call.key] = call
+        self._callbacks[ev.call_id] = call
+        CallLogAdapter(logger, call_id).info("callback_offer", extra={
+            "agent": ev.agent, "queue": ev.queue, "number": ev.callback,
+            "wait": round(ev.wait, 1)})
+        self.cc._spawn(self.cc._dial(
+            call, None, peer, uri, ev.callback, user=ev.agent, offer=True,
+            extra_headers=(("X-Hotline-Queue", ev.queue), ("X-Hotline-Callback", ev.callback)),
+            display=f"[{ev.queue}] callback {ev.callback}"))
+
+    async def callback_answered(self, leg: Leg, response: SipResponse) -> None:
+        """The agent answered a callback: dial the customer; the agent hears ringback."""
+        cc = self.cc
+        call = leg.call
+        assert leg.ep is not None and leg.local_sdp is not None
+        log = CallLogAdapter(logger, call.id)
+        try:
+            leg.remote_sdp = sdplib.SessionDescription.parse(
+                response.body.decode("utf-8", "replace"))
+            leg.media = await cc.media.accept_answer(leg.ep, leg.local_sdp, leg.remote_sdp)
+        except (ProtocolError, MediaError) as exc:
+            log.warning("callback_failed", extra={"error": str(exc)})
+            cc.hangup(call, cc._clock(), "media_failed")
+            return
+        now = cc._clock()
+        if not cc._live(leg):
+            return
+        route = cc._route(call.callback, call.caller, leg.user, from_trunk=False)
+        if route is None or route.to.kind != "trunk":
+            log.info("callback_failed", extra={"number": call.callback, "reason": "no route"})
+            cc.hangup(call, now, "callback_no_route")
+            return
+        dialled = rewrite(call.callback, route.strip, route.prepend)
+        cc._dial_trunk(call, leg, route.to.arg or "", dialled, now)
+        cc._spawn(cc._ringback(leg))
+
+    def callback_connected(self, call: Call, customer: Leg, now: float) -> None:
+        """The customer answered the callback: the contact starts (CDR, recording with
+        the customer on the left as for any caller)."""
+        call.legs.remove(customer)
+        call.legs.insert(0, customer)
+        cc = self.cc
+        call.state = CallState.ANSWERED
+        call.answered_at = now
+        CallLogAdapter(logger, call.id).info("callback_connected", extra={
+            "agent": call.agent, "number": call.callback})
+        if cc._on_answer is not None:
+            cc._on_answer(call)
+
     def offer_failed(self, call: Call, agent: str, now: float) -> None:
         """No leg could be made toward the agent (no endpoint): as a refusal."""
-        self.acd.call(self.acd.engine.rejected, call.key, agent, now)
+        self.acd.call(self.acd.engine.rejected, _key(call), agent, now)
 
     def _withdraw(self, ev: OfferWithdrawn, now: float) -> None:
-        call = self.cc.calls.get(ev.call_id)
+        call = self._find(ev.call_id)
         if call is None:
             return
         for leg in call.legs:
@@ -195,7 +285,7 @@ class QueueCalls:
         (the caller is then bridged), False to hang the agent's leg up."""
         call = leg.call
         assert leg.user is not None
-        ok = self.acd.call(self.acd.engine.answered, call.key, leg.user, now)
+        ok = self.acd.call(self.acd.engine.answered, _key(call), leg.user, now)
         if ok:
             call.agent = leg.user
             call.waiting = False
@@ -206,12 +296,13 @@ class QueueCalls:
 
     def agent_failed(self, leg: Leg, status: int, now: float) -> None:
         """The INVITE to an agent's phone failed (busy, declined, no answer, timeout)."""
-        if leg.cancelled:
-            return  # we stopped it (ring-no-answer, another agent answered)
-        CallLogAdapter(logger, leg.call.id).info("agent_refused", extra={
-            "agent": leg.user, "status": status})
-        if leg.user is not None:
-            self.acd.call(self.acd.engine.rejected, leg.call.key, leg.user, now)
+        if not leg.cancelled:  # else we stopped it (ring-no-answer, answered elsewhere)
+            CallLogAdapter(logger, leg.call.id).info("agent_refused", extra={
+                "agent": leg.user, "status": status})
+            if leg.user is not None:
+                self.acd.call(self.acd.engine.rejected, _key(leg.call), leg.user, now)
+        if leg.call.callback and not leg.call.answered_at:  # nobody left in that attempt
+            self.cc._maybe_end(leg.call, f"sip:{status}", now)
 
     def _left(self, ev: CallLeftQueue, now: float) -> None:
         found = self._caller(ev.call_id)
@@ -258,6 +349,7 @@ class QueueCalls:
                                                         extra={"error": str(exc)})
                 return
             a.prompt = prompt
+        CallLogAdapter(logger, call.id).info("queue_announce", extra={"prompt": prompt})
 
     def playback_done(self, leg: Leg, play_id: int) -> bool:
         """An announcement ended: the music comes back. True if it was ours."""
@@ -279,12 +371,14 @@ class QueueCalls:
     def transferred(self, call: Call, to: str, now: float) -> None:
         """The queue call's agent handed the caller on."""
         if call.agent is not None:
-            self.acd.call(self.acd.engine.transferred, call.key, now, to)
+            self.acd.call(self.acd.engine.transferred, _key(call), now, to)
 
     def call_ended(self, call: Call, now: float) -> None:
         """The call is over: the engine completes it (or counts an abandon)."""
+        if call.callback and self._callbacks.get(_key(call)) is call:
+            del self._callbacks[_key(call)]
         if call.queue is not None:
-            self.acd.call(self.acd.engine.call_ended, call.key, now,
+            self.acd.call(self.acd.engine.call_ended, _key(call), now,
                           by_agent=call.first_gone is not None
                           and call.first_gone == call.agent)
 

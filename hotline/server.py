@@ -23,6 +23,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 
+from acd.errors import AcdError
 from acd.events import AcdEvent, AgentStateChanged, QueueEvent
 from media.client import EndpointHandle, MediaError, MediaPool
 from media.events import MediaEvent, RecordingDone
@@ -105,6 +106,7 @@ class HotlineServer:
             self._sweep_retention()
         now = self.loop.time()
         self._restore_bindings(now)
+        self._restore_agents(now)
         for listener in self.config.server.sip:
             host, port = await self.transports.listen(str(listener))
             self.stack.sent_by.setdefault(listener.transport, (host, port))
@@ -416,6 +418,49 @@ class HotlineServer:
             self.storage.replace_registrations(aor, regs)
         except Exception:  # noqa: BLE001
             logger.exception("registration_save_failed", extra={"aor": aor})
+
+    def _restore_agents(self, now: float) -> None:
+        """Agents logged in when the server stopped (or crashed) come back logged in,
+        like Asterisk's persistent members: ready if they were ready or busy (their
+        calls ended with the server), else not ready with the same reason."""
+        acd = self.calls.acd
+        wall_now = now + self._wall_offset
+        try:
+            midnight = acd.today_start()
+            acd.stats.feed_all(self.storage.agent_states_at(midnight))
+            acd.stats.feed_all(self.storage.agent_states_since(midnight))
+            acd.stats.feed_all(self.storage.queue_log_since(midnight))
+            last = self.storage.agent_states_at(wall_now)
+            # The previous run ended (cleanly or not) after its last stored event: close
+            # every agent's open state there, so the downtime counts as logged out.
+            (stopped,) = self.storage.query(
+                "SELECT max(t) FROM (SELECT max(time) AS t FROM queue_log "
+                "UNION ALL SELECT max(time) FROM agent_states)")[0]
+            at = (stopped or 0.0) - self._wall_offset
+            closing = [AgentStateChanged(c.agent, "logged_out", c.state, at, "server_restart")
+                       for c in last if c.state != "logged_out" and stopped is not None]
+            if closing:
+                self.storage.append_acd_events(closing, self._wall_offset)
+                acd.stats.feed_all(closing, self._wall_offset)
+        except Exception:  # noqa: BLE001 - a start without history is still a start
+            logger.exception("agent_restore_failed")
+            return
+        restored = 0
+        for change in last:
+            if change.state == "logged_out" or change.agent not in acd.engine.agents:
+                continue
+            try:
+                if change.state == "not_ready":
+                    acd.call(acd.engine.login, change.agent, now)
+                    acd.call(acd.engine.not_ready, change.agent, now, change.reason or "other")
+                else:
+                    acd.call(acd.engine.ready, change.agent, now)
+            except AcdError:
+                logger.exception("agent_restore_failed", extra={"agent": change.agent})
+                continue
+            restored += 1
+        if restored:
+            logger.info("agents_restored", extra={"count": restored})
 
     def _restore_bindings(self, now: float) -> None:
         off = self._wall_offset

@@ -1,4 +1,4 @@
-"""SQLite storage: registrations, CDRs, authentication events and bans.
+"""SQLite storage: registrations, CDRs, authentication events and bans, ACD queue log.
 
 Theory of operation: one :class:`Storage` per process wraps one ``sqlite3`` connection to
 ``DATA_DIR/hotline.db`` in autocommit mode; every write is an explicit
@@ -30,6 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from acd.events import AcdEvent, AgentStateChanged, QueueEvent
 from hotline.migrations import LATEST, MIGRATIONS
 from recorder.index import from_db_time, to_db_time
 
@@ -570,3 +571,119 @@ class Storage:
         """Delete bans that ended before ``now``; returns how many."""
         with self._write() as conn:
             return conn.execute("DELETE FROM bans WHERE until <= ?", (now,)).rowcount
+
+    # -- ACD queue log and agent states
+
+    def append_acd_events(self, events: Sequence[AcdEvent], wall_offset: float) -> None:
+        """Keep a batch of ACD events, in order, in one transaction.
+
+        :class:`~acd.events.QueueEvent` rows go to ``queue_log``,
+        :class:`~acd.events.AgentStateChanged` rows to ``agent_states``; other events
+        (offers, announcements) are not history and are skipped. Written with
+        ``synchronous=NORMAL`` like CDR batches: safe against ``kill -9``.
+
+        :param wall_offset: added to each event's ``at`` (the engine's loop time) to get
+            Unix epoch seconds.
+        :raises ValueError: for a queue event with more than five data fields (nothing
+            written).
+        """
+        log: list[tuple[Any, ...]] = []
+        states: list[tuple[Any, ...]] = []
+        for ev in events:
+            if isinstance(ev, QueueEvent):
+                if len(ev.data) > _QUEUE_LOG_DATA:
+                    raise ValueError(
+                        f"queue event {ev.event} has {len(ev.data)} data fields; "
+                        f"the queue log keeps {_QUEUE_LOG_DATA}"
+                    )
+                data = (*ev.data, *(None,) * (_QUEUE_LOG_DATA - len(ev.data)))
+                log.append((ev.at + wall_offset, ev.call_id or "NONE", ev.queue,
+                            ev.agent or "NONE", ev.event, *data))
+            elif isinstance(ev, AgentStateChanged):
+                states.append((ev.at + wall_offset, ev.agent, ev.state, ev.previous,
+                               ev.reason, ev.call_id, ev.queue))
+        if not log and not states:
+            return
+        with self._write() as conn:
+            if log:
+                conn.executemany(
+                    f"INSERT INTO queue_log ({', '.join(_QUEUE_LOG_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _QUEUE_LOG_COLUMNS)})",
+                    log,
+                )
+            if states:
+                conn.executemany(
+                    f"INSERT INTO agent_states ({', '.join(_AGENT_STATE_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _AGENT_STATE_COLUMNS)})",
+                    states,
+                )
+
+    def queue_log_since(
+        self, since: float | None, until: float | None = None
+    ) -> list[QueueEvent]:
+        """Queue events with ``since <= time < until`` (either bound None: open), in time
+        order (ties in the order written); ``at`` is Unix epoch seconds."""
+        where, params = _time_window(since, until)
+        rows = self._read(
+            f"SELECT {', '.join(_QUEUE_LOG_COLUMNS)} FROM queue_log{where} ORDER BY time, id",
+            params,
+        )
+        out = []
+        for at, call_id, queue, agent, event, *data in rows:
+            while data and data[-1] is None:
+                data.pop()
+            out.append(QueueEvent(at, call_id, queue, agent, event,
+                                  tuple("" if d is None else d for d in data)))
+        return out
+
+    def agent_states_since(
+        self, since: float | None, until: float | None = None
+    ) -> list[AgentStateChanged]:
+        """Agent state changes with ``since <= time < until`` (either bound None: open), in
+        time order (ties in the order written); ``at`` is Unix epoch seconds."""
+        where, params = _time_window(since, until)
+        rows = self._read(
+            f"SELECT {', '.join(_AGENT_STATE_COLUMNS)} FROM agent_states{where} "
+            "ORDER BY time, id",
+            params,
+        )
+        return [_agent_state(row) for row in rows]
+
+    def agent_states_at(self, when: float) -> list[AgentStateChanged]:
+        """Each agent's last state change before ``when`` (Unix seconds), by agent id.
+
+        What a report starting at ``when`` feeds :class:`acd.stats.AcdStats` first, so
+        agents already logged in at ``when`` count from its first second. Agents whose
+        last change was a logout are included (their state is ``logged_out``).
+        """
+        cols = ", ".join(_AGENT_STATE_COLUMNS)
+        rows = self._read(
+            f"SELECT {cols} FROM (SELECT {cols}, row_number() OVER "
+            "(PARTITION BY agent ORDER BY time DESC, id DESC) AS n "
+            "FROM agent_states WHERE time < ?) WHERE n = 1 ORDER BY agent",
+            (when,),
+        )
+        return [_agent_state(row) for row in rows]
+
+
+_QUEUE_LOG_DATA = 5
+_QUEUE_LOG_COLUMNS = ("time", "call_id", "queue", "agent", "event",
+                      *(f"data{i}" for i in range(1, _QUEUE_LOG_DATA + 1)))
+_AGENT_STATE_COLUMNS = ("time", "agent", "state", "previous", "reason", "call_id", "queue")
+
+
+def _time_window(since: float | None, until: float | None) -> tuple[str, tuple[float, ...]]:
+    conds: list[str] = []
+    params: list[float] = []
+    if since is not None:
+        conds.append("time >= ?")
+        params.append(since)
+    if until is not None:
+        conds.append("time < ?")
+        params.append(until)
+    return (" WHERE " + " AND ".join(conds) if conds else ""), tuple(params)
+
+
+def _agent_state(row: tuple[Any, ...]) -> AgentStateChanged:
+    at, agent, state, previous, reason, call_id, queue = row
+    return AgentStateChanged(agent, state, previous, at, reason, call_id, queue)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.migrations import m0001_initial, m0002_recordings, m0003_voicemail
+from hotline.migrations import m0001_initial, m0002_recordings, m0003_voicemail, m0004_acd
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema", m0001_initial.SQL),
     Migration(2, "recordings index", m0002_recordings.SQL),
     Migration(3, "voicemail messages", m0003_voicemail.SQL),
+    Migration(4, "acd queue log and agent states", m0004_acd.SQL),
 )
 #: The schema version this code writes.
 LATEST = MIGRATIONS[-1].version

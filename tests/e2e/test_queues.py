@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from .audio import hears, hears_during, tone_wav
-from .peers import HotlineProcess, PjPhone
+from .peers import (
+    HotlineProcess,
+    PjPhone,
+    free_port,
+    pcap_caller_scenario,
+    server_bye,
+    start_sipp,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -74,6 +82,16 @@ def _feature(server: HotlineProcess, phone: PjPhone, code: str, call: int) -> No
     """Dial a feature code; the server answers, beeps and hangs up."""
     _dial(server, phone, code, call)
     phone.wait(event="state", call=call, state="DISCONNECTED", timeout=10)
+
+
+def _until(phone: PjPhone, timeout: float = 10.0, **match: object) -> None:
+    """Wait until any event so far matches (in whatever order events came: a queue call
+    may ring while the *50 call still beeps)."""
+    deadline = time.monotonic() + timeout
+    while not phone.has(**match):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{phone.user}: no {match}; got {phone.events}")
+        time.sleep(0.05)
 
 
 def _db(server: HotlineProcess, sql: str, args: tuple[object, ...] = ()) -> list[tuple]:
@@ -221,3 +239,147 @@ def test_supervisor_listens_whispers_and_barges_heard_only_by_whom_they_should(
     assert hears_during(caller.recording(0), s_hz, *window(t_caller, t_barge, t_end))
     log = server.log()
     assert "event=supervise " in log and "mode=whisper" in log and "mode=barge" in log
+
+
+PCAPS = Path("/usr/share/sip-tester")
+
+
+def _sipp_caller(server: HotlineProcess, work: Path, number: str, caller: str,
+                 body: str) -> subprocess.Popen[bytes]:
+    """A carrier caller (from 127.0.0.2) with number ``caller`` dialling ``number``; the
+    scenario ``body`` follows the ACK."""
+    work.mkdir(parents=True)
+    (work / "pcap").symlink_to(PCAPS)
+    text = pcap_caller_scenario("queue caller", body).replace(
+        "sipp <sip:sipp@", f"sipp <sip:{caller}@")
+    (work / "scenario.xml").write_text(text)
+    return start_sipp(["-sf", "scenario.xml", f"127.0.0.1:{server.sip_port}", "-s", number,
+                       "-i", "127.0.0.2", "-p", str(free_port(host="127.0.0.2")),
+                       "-m", "1", "-timeout", "60s"], cwd=work)
+
+
+def _finish(proc: subprocess.Popen[bytes], timeout: float = 40.0) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    return out.decode(errors="replace")
+
+
+def test_waiting_caller_hears_announcements_then_leaves_at_max_wait(
+        hotline_factory: Callable[..., HotlineProcess], tmp_path: Path) -> None:
+    """No agent is logged in: the caller waits, is told its position every 2 s, and at
+    max_wait (5 s) goes to the overflow target (here: hang up). The queue log says
+    EXITWITHTIMEOUT with the wait."""
+    server = hotline_factory(_queue("wait", announce_every=2, max_wait=5,
+                                    overflow="hangup"),
+                             routes_first=_route("205", "queue:wait"))
+    start = time.monotonic()
+    sipp = _sipp_caller(server, tmp_path / "caller", "205", "95550009", server_bye(15000))
+    out = _finish(sipp)
+    took = time.monotonic() - start
+    assert sipp.returncode == 0, out[-2000:] + server.log()[-3000:]
+    assert 4.5 < took < 9, took
+    rows = _queue_log(server, until="EXITWITHTIMEOUT")
+    events = [r[0] for r in rows if r[2] == "wait"]
+    assert events == ["ENTERQUEUE", "EXITWITHTIMEOUT"], rows
+    exit_row = rows[-1]
+    assert exit_row[3:5] == ("1", "1") and int(exit_row[5]) == 5, exit_row
+    announced = re.findall(r"event=queue_announce .*?prompt=\"?tts:You are caller number 1",
+                           server.log())
+    assert len(announced) == 2, server.log()[-3000:]
+
+
+def test_priority_caller_overtakes_and_wrapup_holds_the_agent(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone],
+        tmp_path: Path) -> None:
+    """A normal caller joins, then a VIP (route priority 10). The one agent goes ready:
+    the VIP is offered first. The agent hangs up; the next offer waits out the 3 s
+    wrap-up."""
+    server = hotline_factory(_queue("mixed", agents=["1001"], wrapup=3),
+                             routes_first=_route("203", "queue:mixed")
+                             + _route("204", "queue:mixed", priority=10))
+    agent = phones(server, "1001")
+    normal = _sipp_caller(server, tmp_path / "normal", "203", "95550001", server_bye(30000))
+    time.sleep(1.0)
+    vip = _sipp_caller(server, tmp_path / "vip", "204", "95550002", server_bye(30000))
+    time.sleep(1.0)
+    _feature(server, agent, "*50", 0)
+    _until(agent, event="state", call=1, state="CONFIRMED")
+    time.sleep(1.0)
+    agent.send("hangup", call=1)
+    _until(agent, event="state", call=1, state="DISCONNECTED")
+    hung_up = time.monotonic()
+    _until(agent, event="incoming", call=2)
+    second_offer = time.monotonic() - hung_up
+    time.sleep(1.0)
+    agent.send("hangup", call=2)
+    _until(agent, event="state", call=2, state="DISCONNECTED")
+    for proc in (normal, vip):
+        out = _finish(proc)
+        assert proc.returncode == 0, out[-2000:] + server.log()[-3000:]
+    assert 2.5 < second_offer < 5.0, second_offer
+    rows = _queue_log(server, until="COMPLETEAGENT")
+    callers = _db(server, "SELECT call_id, data2 FROM queue_log WHERE event = 'ENTERQUEUE'")
+    by_call = {cid: num for cid, num in callers}
+    connects = _db(server, "SELECT call_id FROM queue_log WHERE event = 'CONNECT' ORDER BY id")
+    assert [by_call[c] for (c,) in connects] == ["95550002", "95550001"], rows
+
+
+def test_callback_keeps_the_place_and_is_dialled_when_an_agent_frees_up(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone],
+        tmp_path: Path) -> None:
+    """The caller presses 2 for a callback and is hung up after the confirmation. When
+    agent 1001 goes ready, its phone rings first; on answer hotline dials the caller's
+    number out through the carrier, where SIPp answers."""
+    trunk_port = free_port()
+    server = hotline_factory(_queue("cb", agents=["1001"], wrapup=0) +
+                             '[queues.keys]\n"2" = "callback"\n',
+                             routes_first=_route("202", "queue:cb"), trunk_port=trunk_port)
+    carrier = start_sipp(["-sn", "uas", "-i", "127.0.0.1", "-p", str(trunk_port),
+                          "-m", "1", "-timeout", "60s"], cwd=tmp_path)
+    caller = _sipp_caller(
+        server, tmp_path / "caller", "202", "95551234",
+        '  <pause milliseconds="1500"/>\n'
+        '  <nop><action><exec play_pcap_audio="pcap/dtmf_2833_2.pcap"/></action></nop>\n'
+        + server_bye(15000))
+    out = _finish(caller)
+    assert caller.returncode == 0, out[-2000:] + server.log()[-3000:]
+    agent = phones(server, "1001")
+    _feature(server, agent, "*50", 0)
+    _until(agent, event="state", call=1, state="CONFIRMED")
+    time.sleep(2.0)
+    agent.send("hangup", call=1)
+    _until(agent, event="state", call=1, state="DISCONNECTED")
+    out = _finish(carrier)
+    assert carrier.returncode == 0, out[-2000:] + server.log()[-3000:]
+    rows = _queue_log(server, until="COMPLETEAGENT")
+    events = [(r[0], r[1]) for r in rows if r[2] == "cb" and r[0] not in (
+        "ADDMEMBER", "PAUSE", "UNPAUSE")]
+    assert events == [("ENTERQUEUE", "NONE"), ("EXITWITHKEY", "NONE"), ("CONNECT", "1001"),
+                      ("COMPLETEAGENT", "1001")], rows
+    assert "event=callback_connected" in server.log()
+    cdr = _db(server, "SELECT callee, agent, disposition FROM cdr WHERE leg = 'caller' "
+                      "ORDER BY id DESC LIMIT 1")
+    assert cdr == [("95551234", "1001", "answered")], cdr
+
+
+def test_agents_stay_logged_in_across_a_crash(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """An agent is ready; the server is killed (-9) and started again: the agent is ready
+    again without dialling *50 and gets the next caller. The history closes the agent's
+    state at the last event before the crash (reason server_restart)."""
+    server = hotline_factory(AGENTS + _queue("support", agents=["1001"], wrapup=0),
+                             routes_first=_route("200", "queue:support"))
+    agent = phones(server, "1001")
+    _feature(server, agent, "*50", 0)
+    time.sleep(0.5)  # the state change is written (CDR batch interval)
+    server.kill()
+    server.start()
+    caller = phones(server, "1003")
+    _dial(server, caller, "200", 0)
+    _until(agent, event="state", call=1, state="CONFIRMED")
+    caller.send("hangup", call=0)
+    _until(agent, event="state", call=1, state="DISCONNECTED")
+    states = _db(server, "SELECT state, reason FROM agent_states WHERE agent = '1001' "
+                         "ORDER BY id")
+    assert ("logged_out", "server_restart") in states, states
+    after = states[states.index(("logged_out", "server_restart")) + 1:]
+    assert after[:3] == [("ready", ""), ("ringing", ""), ("on_call", "")], states

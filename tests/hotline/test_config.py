@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from hotline.config import (
-    AcdConfig,
     STRATEGIES,
+    AcdConfig,
     AgentConfig,
     ConfigError,
     IvrConfig,
