@@ -573,6 +573,35 @@ class CallControl:
         if self._on_transfer is not None:  # the recording's right side follows barge
             self._on_transfer(call)
 
+    def supervise(self, call: Call, agent: str, phone: str, mode: str, actor: str,
+                  now: float) -> str | None:
+        """API supervision of ``agent``'s leg in ``call`` from extension ``phone``: switch
+        the mode of that phone's supervising leg, or ring the phone and join it in
+        ``mode``. Returns what prevents it, or None."""
+        if self.agent_leg(call, agent) is None:
+            return f"agent {agent} is not talking in this call"
+        existing = next((x for x in call.legs if self._live(x) and x.monitor is not None
+                         and x.user == phone), None)
+        if existing is not None:
+            self.set_monitor(existing, mode, now)
+            return None
+        if mode not in supervision.MODES:
+            return f"extension {phone} is not supervising this call"
+        bindings = self.registrar.lookup(phone, now)
+        a = call.legs[0] if call.legs else None
+        if not bindings or a is None or not self._live(a):
+            return f"extension {phone} is not registered"
+        b = bindings[0]
+        uri = SipUri.parse(b.uri)
+        src = b.source
+        peer = (Peer(src.transport, src.ip, src.port) if src is not None
+                else Peer(uri.transport, uri.host_bare, uri.port or 5060))
+        CallLogAdapter(logger, call.id).info("supervise_request", extra={
+            "supervisor": phone, "agent": agent, "mode": mode, "by": actor})
+        self._spawn(self._dial(call, a, peer, uri, call.caller, user=phone,
+                               display=f"{mode} {agent}", monitor=(mode, agent)))
+        return None
+
     def _audit_supervision(self, leg: Leg, mode: str, now: float) -> None:
         CallLogAdapter(logger, leg.call.id).info("supervise", extra={
             "supervisor": leg.user, "agent": leg.monitor_of, "mode": mode})
@@ -920,7 +949,8 @@ class CallControl:
                     plan: TrunkPlan | None = None,
                     identity: OutboundIdentity | None = None, offer: bool = False,
                     extra_headers: tuple[tuple[str, str], ...] = (),
-                    display: str | None = None) -> None:
+                    display: str | None = None,
+                    monitor: tuple[str, str] | None = None) -> None:
         """Create both legs' endpoints, then send the INVITE toward the callee (with
         ``identity``'s From, P-Asserted-Identity and Privacy when going out a trunk).
         ``offer``: the leg rings an agent for a queue call (the ACD handles its failure);
@@ -966,6 +996,8 @@ class CallControl:
         b = Leg(call=call, peer=peer, uas=False, call_id=call_id, local_tag=tag,
                 invite=invite, local_host=host, ep=ep, local_sdp=sdp_offer, created=now,
                 user=user, partner=a, trunk=trunk, trunk_plan=plan, offer=offer)
+        if monitor is not None:  # a supervisor's phone rung from the API
+            b.monitor, b.monitor_of = monitor
         self.add_via(invite, peer)
         b.txn_key = self.stack.send_request(invite, peer, now)
         call.legs.append(b)
@@ -1122,6 +1154,8 @@ class CallControl:
             self._send_answer(a, now)
         elif call.callback:
             self.queue_calls.callback_connected(call, b, now)
+        elif b.monitor is not None:
+            self._audit_supervision(b, b.monitor, now)
         else:
             # An IVR's caller or a transferee, answered before: now bridged to its target.
             xfer = call.xfer
@@ -1306,6 +1340,11 @@ class CallControl:
             "recording_paused" if paused else "recording_resumed",
             extra={"recording": call.recording_id})
 
+    def audit(self, actor: str, action: str, target: str, call_id: str) -> None:
+        """Keep an action taken on someone else's call or state (supervisors)."""
+        if self.on_audit is not None:
+            self.on_audit(actor, action, target, call_id)
+
     def end_call(self, call: Call, cause: str) -> None:
         """Hang up a whole call from our side and send what that takes."""
         self.hangup(call, self._clock(), cause)
@@ -1315,18 +1354,22 @@ class CallControl:
         """The extensions with a live leg in ``call`` (who may see it through the API)."""
         return [x.user for x in call.legs if x.user is not None and self._live(x)]
 
-    def describe(self, call: Call) -> dict[str, object]:
-        """A live call as the API shows it."""
+    def describe(self, call: Call, *, monitors: bool = True) -> dict[str, object]:
+        """A live call as the API shows it; without ``monitors`` (for agents), supervisors'
+        legs are left out: an agent cannot tell it is being listened to."""
         now = self._clock()
         return {
             "id": call.id, "caller": call.caller, "called": call.called,
             "route": str(call.route or call.target), "target": str(call.target),
-            "state": call.state.value,
+            "state": call.state.value, "queue": call.queue, "agent": call.agent,
             "answered_seconds": round(now - call.answered_at, 1) if call.answered_at else None,
             "recording_id": call.recording_id, "recording_paused": call.recording_paused,
             "legs": [{"agent": x.user, "caller": i == 0, "answered": x.answered,
-                      "held": x.held or x.parked, "muted": x.muted}
-                     for i, x in enumerate(call.legs) if self._live(x)],
+                      "held": x.held or x.parked, "muted": x.muted,
+                      **({"monitor": x.monitor, "monitor_of": x.monitor_of}
+                         if x.monitor is not None else {})}
+                     for i, x in enumerate(call.legs)
+                     if self._live(x) and (monitors or x.monitor is None)],
         }
 
     # -- the silent-call rule ---------------------------------------------------------

@@ -87,6 +87,7 @@ class HotlineServer:
         self._retention: asyncio.TimerHandle | None = None
         self._acd_batch: list[AcdEvent] = []
         self.calls.acd.listeners.append(self._on_acd_event)
+        self.calls.on_audit = self._audit
         self.api = ApiServer(config, live=server_metrics(self), calls=self.calls,
                              recorder=self.recorder)
 
@@ -380,6 +381,13 @@ class HotlineServer:
             self._acd_batch.append(event)
             if self._cdr_flush is None:
                 self._cdr_flush = self.loop.call_later(CDR_FLUSH, self._flush_cdrs)
+
+    def _audit(self, actor: str, action: str, target: str, call_id: str) -> None:
+        """Keep a supervisor's action (listen, whisper, barge, take over, disconnect)."""
+        try:
+            self.storage.add_audit(time.time(), actor, action, target, call_id)
+        except Exception:  # noqa: BLE001 - logged; the call goes on
+            logger.exception("audit_write_failed", extra={"actor": actor, "action": action})
 
     def _queue_cdr(self, op: tuple[str, dict[str, object]]) -> None:
         self._cdr_queue.append(op)

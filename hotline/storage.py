@@ -649,6 +649,19 @@ class Storage:
         )
         return [_agent_state(row) for row in rows]
 
+    def add_audit(self, when: float, actor: str, action: str, target: str = "",
+                  call_id: str = "") -> None:
+        """Keep one supervisor action (``when`` in Unix seconds), durably."""
+        with self._write(durable=True) as conn:
+            conn.execute("INSERT INTO audit (time, actor, action, target, call_id) "
+                         "VALUES (?, ?, ?, ?, ?)", (when, actor, action, target, call_id))
+
+    def audit_since(self, since: float) -> list[tuple[float, str, str, str, str]]:
+        """Audit rows from ``since`` on, oldest first: (time, actor, action, target, call)."""
+        return [tuple(r) for r in self._read(
+            "SELECT time, actor, action, target, call_id FROM audit WHERE time >= ? "
+            "ORDER BY time, id", (since,))]
+
     def agent_states_at(self, when: float) -> list[AgentStateChanged]:
         """Each agent's last state change before ``when`` (Unix seconds), by agent id.
 

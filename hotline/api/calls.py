@@ -44,7 +44,8 @@ async def list_calls(request: web.Request) -> web.Response:
     """``GET /api/calls``: the live calls the login may see."""
     who = principal(request)
     control = _control(request)
-    out = [control.describe(c) for c in list(control.calls.values()) if _visible(who, control, c)]
+    out = [control.describe(c, monitors=who.role != "agent")
+           for c in list(control.calls.values()) if _visible(who, control, c)]
     return web.json_response({"calls": out})
 
 
@@ -96,7 +97,7 @@ async def hold(request: web.Request) -> web.Response:
     body = await _body(request)
     control, call, leg = _leg(request, body)
     control.set_parked(leg, _flag(body))
-    return web.json_response(control.describe(call))
+    return web.json_response(control.describe(call, monitors=principal(request).role != "agent"))
 
 
 async def mute(request: web.Request) -> web.Response:
@@ -105,7 +106,7 @@ async def mute(request: web.Request) -> web.Response:
     body = await _body(request)
     control, call, leg = _leg(request, body)
     control.set_muted(leg, _flag(body))
-    return web.json_response(control.describe(call))
+    return web.json_response(control.describe(call, monitors=principal(request).role != "agent"))
 
 
 async def transfer(request: web.Request) -> web.Response:
@@ -140,7 +141,7 @@ async def recording(request: web.Request) -> web.Response:
         raise ApiError(409, str(exc)) from None
     call.recording_paused = paused
     control.log_recording_pause(call, paused)
-    return web.json_response(control.describe(call))
+    return web.json_response(control.describe(call, monitors=principal(request).role != "agent"))
 
 
 async def hangup(request: web.Request) -> web.Response:
@@ -153,7 +154,40 @@ async def hangup(request: web.Request) -> web.Response:
     if who.role == "agent" and control.agent_leg(call, who.agent) is None:
         raise ApiError(403, "an agent hangs up its own calls only")
     control.end_call(call, "api_hangup")
+    if who.role != "agent":  # a supervisor's force-disconnect
+        control.audit(who.login, "force_disconnect", ",".join(control.agents_in(call)),
+                      call.id)
     return web.json_response({"id": call.id, "state": "ending"})
+
+
+async def supervise(request: web.Request) -> web.Response:
+    """``POST /api/calls/{id}/supervise`` ``{"agent": ID, "phone": EXT, "mode": M}``:
+    supervise the agent's call from extension EXT's phone. ``mode`` is ``listen``,
+    ``whisper`` or ``barge`` (the phone rings, and joins when answered; a phone already
+    supervising the call switches mode) or ``take_over`` (the supervising phone takes
+    the agent's place). Supervisors and admins only."""
+    who = principal(request)
+    if who.role not in ("supervisor", "admin"):
+        raise ApiError(403, "supervision is for supervisors")
+    body = await _body(request)
+    agent, phone, mode = body.get("agent"), body.get("phone"), body.get("mode")
+    for name, value in (("agent", agent), ("phone", phone)):
+        if not isinstance(value, str) or not value:
+            raise ApiError(400, f"{name}: expected an extension")
+    assert isinstance(agent, str) and isinstance(phone, str)
+    if mode not in ("listen", "whisper", "barge", "take_over"):
+        raise ApiError(400, "mode: expected listen, whisper, barge or take_over")
+    if not who.sees_agent(agent):
+        raise ApiError(403, f"agent {agent} is not in your teams")
+    control = _control(request)
+    call = control.find_call(request.match_info["call_id"])
+    if call is None or not _visible(who, control, call):
+        raise ApiError(404, "no such live call")
+    problem = control.supervise(call, agent, phone, mode, who.login, control.now())
+    if problem is not None:
+        raise ApiError(409, problem)
+    control.audit(who.login, f"supervise:{mode}", agent, call.id)
+    return web.json_response(control.describe(call), status=202)
 
 
 def routes() -> list[web.RouteDef]:
@@ -164,4 +198,5 @@ def routes() -> list[web.RouteDef]:
         web.post("/api/calls/{call_id}/transfer", transfer),
         web.post("/api/calls/{call_id}/recording", recording),
         web.post("/api/calls/{call_id}/hangup", hangup),
+        web.post("/api/calls/{call_id}/supervise", supervise),
     ]

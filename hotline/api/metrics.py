@@ -118,8 +118,73 @@ def server_metrics(server: HotlineServer) -> LiveMetrics:
         live = len(server.recorder.handles) if server.recorder is not None else 0
         yield GaugeMetricFamily("hotline_recordings_live", "Recordings being written",
                                 value=float(live))
+        yield from _trunk_metrics(server)
+        yield from _acd_metrics(server)
 
     return collect
+
+
+def _trunk_metrics(server: HotlineServer) -> Iterator[Metric]:
+    up = GaugeMetricFamily("hotline_trunk_up", "1 if the trunk answers OPTIONS (or is not "
+                           "probed), 0 if it is down", labels=["trunk"])
+    channels = GaugeMetricFamily("hotline_trunk_channels", "Outbound calls in progress "
+                                 "through the trunk", labels=["trunk"])
+    select = server.calls.trunk_select
+    for trunk in server.config.trunks:
+        health = server.trunks.health(trunk.name) if server.trunks is not None else None
+        up.add_metric([trunk.name], 0.0 if health is False else 1.0)
+        channels.add_metric([trunk.name], float(select.in_use(trunk.name)))
+    yield up
+    yield channels
+
+
+def _acd_metrics(server: HotlineServer) -> Iterator[Metric]:
+    """Per queue: callers waiting, longest wait, and today's figures from the same
+    accumulator as ``hotline report``; per agent state: how many agents are in it."""
+    acd = server.calls.acd
+    engine = acd.engine
+    now = acd.now()
+    wall = now + acd.wall_offset
+    midnight = acd.today_start()
+    waiting = GaugeMetricFamily("hotline_queue_waiting", "Callers in line", labels=["queue"])
+    longest = GaugeMetricFamily("hotline_queue_longest_wait_seconds",
+                                "Seconds the longest-waiting caller has waited", labels=["queue"])
+    counts = {name: GaugeMetricFamily(f"hotline_queue_{name}_today", text, labels=["queue"])
+              for name, text in (("offered", "Calls that joined the queue today"),
+                                 ("answered", "Calls answered by an agent today"),
+                                 ("abandoned", "Callers who hung up while waiting today"))}
+    rates = {name: GaugeMetricFamily(f"hotline_queue_{name}", text, labels=["queue"])
+             for name, text in (
+                 ("service_level_ratio", "Today's SL: answered within service_level over "
+                                         "offered less short abandons (docs/acd.md)"),
+                 ("asa_seconds", "Today's average speed of answer"),
+                 ("aht_seconds", "Today's average handle time (talk + hold + wrap-up)"),
+                 ("abandon_ratio", "Today's abandoned over resolved calls"))}
+    for q in server.config.queues:
+        line = engine.waiting(q.name)
+        waiting.add_metric([q.name], float(len(line)))
+        oldest = min((e.joined for e in line), default=now)
+        longest.add_metric([q.name], max(0.0, now - oldest))
+        st = acd.stats.queue_stats(q.name, midnight, wall)
+        counts["offered"].add_metric([q.name], float(st.offered))
+        counts["answered"].add_metric([q.name], float(st.answered))
+        counts["abandoned"].add_metric([q.name], float(st.abandoned))
+        for name, value in (("service_level_ratio", st.sl), ("asa_seconds", st.asa),
+                            ("aht_seconds", st.aht), ("abandon_ratio", st.abandon_rate)):
+            if value is not None:
+                rates[name].add_metric([q.name], float(value))
+    yield waiting
+    yield longest
+    yield from counts.values()
+    yield from rates.values()
+    agents = GaugeMetricFamily("hotline_agents", "Agents by ACD state", labels=["state"])
+    by_state: dict[str, int] = {}
+    for agent in engine.agents.values():
+        by_state[agent.state.value] = by_state.get(agent.state.value, 0) + 1
+    for state in ("logged_out", "ready", "not_ready", "ringing", "on_call", "on_hold",
+                  "wrapup"):
+        agents.add_metric([state], float(by_state.get(state, 0)))
+    yield agents
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -7,6 +7,8 @@ sub-second), the engine's loop time plus the server's wall offset, so a report c
 intervals anywhere. ``queue_log`` keeps Asterisk's ``queue_log`` shape (``data1`` ...
 ``data5`` in the event's field order, see :mod:`acd.queuelog`); a NULL ``dataN`` is a
 field the event does not have, ``''`` an empty one. Rows are appended, never updated.
+``audit`` keeps supervisors' actions (listen, whisper, barge, take over, force
+disconnect, another agent's state changed).
 """
 
 SQL = """
@@ -39,4 +41,14 @@ CREATE TABLE agent_states (
 );
 CREATE INDEX agent_states_time ON agent_states (time);
 CREATE INDEX agent_states_agent_time ON agent_states (agent, time);
+
+CREATE TABLE audit (
+    id       INTEGER PRIMARY KEY,
+    time     REAL NOT NULL,                  -- Unix epoch seconds
+    actor    TEXT NOT NULL,                  -- the login or extension that acted
+    action   TEXT NOT NULL,                  -- supervise:listen, force_disconnect, ...
+    target   TEXT NOT NULL DEFAULT '',       -- the agent acted upon
+    call_id  TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_time ON audit (time);
 """

@@ -11,6 +11,7 @@ import re
 import sqlite3
 import subprocess
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .peers import (
     server_bye,
     start_sipp,
 )
+from .test_call_features import _Api
 
 pytestmark = pytest.mark.e2e
 
@@ -151,6 +153,15 @@ def test_longest_idle_agent_answers_and_the_caller_hears_them(
     states = [r[0] for r in _db(server, "SELECT state FROM agent_states WHERE agent = '1002' "
                                         "ORDER BY id")]
     assert states[-4:] == ["ringing", "on_call", "wrapup", "ready"], states
+    port = server.http_port  # type: ignore[attr-defined]
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    text = metrics.decode()
+    for line in ('hotline_queue_offered_today{queue="support"} 1.0',
+                 'hotline_queue_answered_today{queue="support"} 1.0',
+                 'hotline_queue_service_level_ratio{queue="support"} 1.0',
+                 'hotline_queue_waiting{queue="support"} 0.0',
+                 'hotline_agents{state="ready"} 2.0'):
+        assert line in text, text[-3000:]
 
 
 def test_ring_no_answer_sets_not_ready_and_the_next_agent_gets_the_caller(
@@ -383,3 +394,54 @@ def test_agents_stay_logged_in_across_a_crash(
     assert ("logged_out", "server_restart") in states, states
     after = states[states.index(("logged_out", "server_restart")) + 1:]
     assert after[:3] == [("ready", ""), ("ringing", ""), ("on_call", "")], states
+
+
+def test_supervisor_from_the_api_rings_their_phone_switches_mode_and_disconnects(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """A supervisor logged into the web API starts listening to agent 1001's call on
+    extension 1004's phone, switches to barge, then force-disconnects the call. The agent
+    sees no supervisor leg in GET /api/calls; every action is in the audit table."""
+    server = hotline_factory(
+        AGENTS + _queue("support", agents=["1001"], wrapup=0)
+        + '\n[[users]]\nname = "boss"\npassword = "boss-secret-1"\nrole = "supervisor"\n',
+        routes_first=_route("200", "queue:support"))
+    agent, sup, caller = phones(server, "1001"), phones(server, "1004"), phones(server, "1003")
+    _feature(server, agent, "*50", 0)
+    caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
+    caller.wait(event="media", call=0, status="active", timeout=10)
+    t_caller = time.monotonic()
+    _until(agent, event="state", call=1, state="CONFIRMED")
+    port = server.http_port  # type: ignore[attr-defined]
+    boss = _Api(port, "boss", "boss-secret-1")
+    (call,) = boss.get("/api/calls")["calls"]  # type: ignore[misc]
+    boss.post(f"/api/calls/{call['id']}/supervise",
+              {"agent": "1001", "phone": "1004", "mode": "listen"})
+    sup.wait(event="media", call=0, status="active", timeout=10)
+    t_listen = time.monotonic()
+    legs = boss.get("/api/calls")["calls"][0]["legs"]  # type: ignore[index]
+    assert {"listen"} == {x.get("monitor") for x in legs if x.get("monitor")}, legs
+    seen_by_agent = _Api(port, "1001", "pw-1001-secret").get("/api/calls")["calls"]
+    assert all("monitor" not in x for x in seen_by_agent[0]["legs"]), seen_by_agent  # type: ignore[index]
+    assert len(seen_by_agent[0]["legs"]) == 2  # type: ignore[index]
+    time.sleep(3.0)
+    t_barge = time.monotonic()
+    boss.post(f"/api/calls/{call['id']}/supervise",
+              {"agent": "1001", "phone": "1004", "mode": "barge"})
+    time.sleep(3.0)
+    t_end = time.monotonic()
+    boss.post(f"/api/calls/{call['id']}/hangup", {})
+    for p in (caller, agent, sup):
+        _until(p, event="state", call=1 if p is agent else 0, state="DISCONNECTED")
+        p.stop()
+    s_hz = TONES["1004"]
+    assert hears_during(sup.recording(0), TONES["1003"], 0.6, t_barge - t_listen - 0.4)
+    assert not hears_during(caller.recording(0), s_hz, t_listen - t_caller + 0.6,
+                            t_barge - t_caller - 0.4)
+    assert hears_during(caller.recording(0), s_hz, t_barge - t_caller + 0.6,
+                        t_end - t_caller - 0.4)
+    audit = _db(server, "SELECT actor, action, target FROM audit ORDER BY id")
+    assert [a for a in audit if a[0] == "boss"] == [
+        ("boss", "supervise:listen", "1001"), ("boss", "supervise:barge", "1001"),
+        ("boss", "force_disconnect", "1003,1001,1004")], audit
+    # The supervising phone's own actions are kept too (as for *6x from a phone).
+    assert ("1004", "supervise:barge", "1001") in audit
