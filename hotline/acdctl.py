@@ -60,9 +60,21 @@ class AcdService:
         self.stats = AcdStats.for_queues(config.queues)
         """Today's figures, live (the server feeds it today's stored history at start;
         every event after is fed as it comes), for the API and the wallboard."""
+        self._day_ends = 0.0
+        """Wall time from which :attr:`stats` may forget what only yesterday needed."""
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._pumping = False
+
+    def _feed_stats(self, event: AcdEvent) -> None:
+        wall = self._clock() + self.wall_offset
+        if wall >= self._day_ends:  # a new day: yesterday's settled calls can go
+            start = self.today_start()
+            self.stats.prune(start)
+            # 26 h after a midnight is always in the next day (days are 23 to 25 h long).
+            nxt = self.config.local_time(datetime.fromtimestamp(start + 26 * 3600, UTC))
+            self._day_ends = nxt.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+        self.stats.feed(event, self.wall_offset)
 
     def today_start(self) -> float:
         """Unix seconds of the site's last local midnight (where "today" starts)."""
@@ -105,7 +117,7 @@ class AcdService:
                     except Exception:  # noqa: BLE001 - one call's bug must not stop the ACD
                         logger.exception("acd_event_failed", extra={"event": repr(event)})
                 if isinstance(event, (QueueEvent, AgentStateChanged)):
-                    self.stats.feed(event, self.wall_offset)
+                    self._feed_stats(event)
                 for listener in self.listeners:
                     try:
                         listener(event)

@@ -1345,10 +1345,30 @@ class CallControl:
         if self.on_audit is not None:
             self.on_audit(actor, action, target, call_id)
 
-    def end_call(self, call: Call, cause: str) -> None:
-        """Hang up a whole call from our side and send what that takes."""
+    def end_call(self, call: Call, cause: str, by: str | None = None) -> None:
+        """Hang up a whole call from our side and send what that takes; ``by`` is the
+        agent who asked (the queue log then says the agent ended it)."""
+        if by is not None and call.first_gone is None:
+            call.first_gone = by
         self.hangup(call, self._clock(), cause)
         self._flush()
+
+    def send_dtmf(self, leg: Leg, digits: str) -> str | None:
+        """API DTMF: play ``digits`` to the others in ``leg``'s conversation, as if its
+        phone had pressed them (RFC 4733 where they negotiated telephone-event, in-band
+        otherwise; the worker spaces them). None when sent, else why not."""
+        others = [x for x in leg.call.legs
+                  if x is not leg and x.joined and x.ep is not None and self._live(x)
+                  and x.monitor is None]
+        if not leg.joined or not others:
+            return "nobody to send digits to"
+        for other in others:
+            assert other.ep is not None
+            self._spawn(self._send_digit(leg.call, other.ep, digits, 100))
+        # Not the digits: they may be a card number (PCI DSS).
+        CallLogAdapter(logger, leg.call.id).info("dtmf_sent", extra={
+            "leg": leg.user, "count": len(digits)})
+        return None
 
     def agents_in(self, call: Call) -> list[str]:
         """The extensions with a live leg in ``call`` (who may see it through the API)."""

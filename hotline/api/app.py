@@ -12,6 +12,7 @@ JSON errors, then the session check (so a refused request is a JSON 401/403 too)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl
 import time
@@ -24,7 +25,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from ..config import Address, SiteConfig
-from . import auth, cdrs, metrics, recordings, voicemail
+from . import agents, auth, cdrs, metrics, openapi, queues, recordings, voicemail, ws
 from . import calls as call_api
 from .auth import Accounts, LoginLimiter, SessionStore
 from .db import ApiDatabase
@@ -33,6 +34,7 @@ from .metrics import ApiMetrics, LiveMetrics
 from .state import STATE, ApiState
 
 if TYPE_CHECKING:
+    from ..acdctl import AcdService
     from ..callcontrol import CallControl
     from ..recording import CallRecorder
 
@@ -70,11 +72,17 @@ def create_app(
     clock: Callable[[], float] = time.monotonic,
     calls: CallControl | None = None,
     recorder: CallRecorder | None = None,
+    acd: AcdService | None = None,
+    accounts: Accounts | None = None,
 ) -> web.Application:
     """Build the API application for a site (opens its database connection).
 
     :param live: the server's live gauges for ``/metrics`` (:func:`metrics.server_metrics`).
     :param calls: the server's call control, for ``/api/calls``.
+    :param acd: the running ACD for ``/api/agents``, ``/api/queues`` and ``/api/ws``;
+        default ``calls.acd``.
+    :param accounts: the site's logins, when already built (hashing every password takes
+        a while, so a server builds them off the event loop); default: built here.
     :param clock: monotonic seconds for sessions and login bans (injected in tests).
     """
     db = ApiDatabase(config.server.data_dir)
@@ -82,13 +90,14 @@ def create_app(
     state = ApiState(
         config=config,
         db=db,
-        accounts=Accounts(config),
+        accounts=accounts if accounts is not None else Accounts(config),
         sessions=sessions,
         limiter=LoginLimiter(config, clock),
         metrics=ApiMetrics(live, lambda: len(sessions)),
         tz=zoneinfo.ZoneInfo(config.server.timezone) if config.server.timezone else None,
         calls=calls,
         recorder=recorder,
+        acd=acd if acd is not None else (calls.acd if calls is not None else None),
     )
     app = web.Application(
         middlewares=[_count_requests, error_middleware, auth.session_middleware],
@@ -100,8 +109,17 @@ def create_app(
     app.add_routes(cdrs.routes())
     app.add_routes(voicemail.routes())
     app.add_routes(call_api.routes())
+    app.add_routes(agents.routes())
+    app.add_routes(queues.routes())
+    app.add_routes(ws.routes())
+    app.add_routes(openapi.routes())
     app.add_routes(metrics.routes())
     app.on_response_prepare.append(_security_headers)
+    if state.acd is not None:
+        state.stats = state.acd.stats  # today's figures, kept by the ACD service
+        hub = state.hub = ws.EventHub(state)
+        app.on_startup.append(hub.start)
+        app.on_shutdown.append(hub.shutdown)
 
     async def close_db(app: web.Application) -> None:
         app[STATE].db.close()
@@ -137,6 +155,8 @@ class ApiServer:
     :param config: the site (``[server] http``/``https``, ``[tls]``).
     :param live: the server's live gauges for ``/metrics``.
     :param clock: monotonic seconds (sessions, login bans).
+    :param calls: the server's call control (``/api/calls``; its ACD by default).
+    :param acd: the running ACD, when it is not ``calls.acd``.
     """
 
     def __init__(
@@ -147,11 +167,13 @@ class ApiServer:
         clock: Callable[[], float] = time.monotonic,
         calls: CallControl | None = None,
         recorder: CallRecorder | None = None,
+        acd: AcdService | None = None,
     ) -> None:
         self.config = config
         self.live = live
         self.calls = calls
         self.recorder = recorder
+        self.acd = acd
         self.clock = clock
         self.app: web.Application | None = None
         #: ``(scheme, host, port)`` of every bound listener, once started.
@@ -177,8 +199,11 @@ class ApiServer:
                 listeners.append(("https", server.https, ctx))
         if not listeners:
             return []
+        # Hashing every password takes a while (scrypt): off the loop, SIP goes on.
+        accounts = await asyncio.get_running_loop().run_in_executor(
+            None, Accounts, self.config)
         self.app = create_app(self.config, live=self.live, clock=self.clock, calls=self.calls,
-                              recorder=self.recorder)
+                              recorder=self.recorder, acd=self.acd, accounts=accounts)
         runner = web.AppRunner(self.app, access_log_class=_AccessLogger,
                                access_log=logging.getLogger("hotline.api.access"),
                                shutdown_timeout=SHUTDOWN_TIMEOUT)

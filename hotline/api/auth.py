@@ -8,9 +8,13 @@ place that decides it; the data handlers only ask :func:`principal` and
 Theory of operation:
 
 * **Accounts** are the site's ``[[agents]]`` (login = agent id, role ``agent``) and
-  ``[[users]]`` (login = name, role from the file). Passwords are compared as SHA-256
-  digests with :func:`hmac.compare_digest`, and an unknown login is compared against a
-  random decoy, so neither the answer nor its timing tells which logins exist.
+  ``[[users]]`` (login = name, role from the file). Each password is kept only as a
+  salted scrypt hash (:func:`hashlib.scrypt`, a random 16-byte salt per account, drawn
+  when :class:`Accounts` is built); a login hashes what was typed with the account's
+  salt and compares with :func:`hmac.compare_digest`. An unknown login is hashed and
+  compared against a random decoy the same way, so neither the answer nor its timing
+  tells which logins exist. Hashing is slow on purpose (:data:`SCRYPT_N`), so it runs on
+  worker threads, a few at a time (:data:`MAX_CONCURRENT_HASHES`), never on the loop.
 * **Scope** is fixed at login as the set of agent ids whose calls the login may see:
   an agent sees its own calls, a supervisor the agents of its teams (every agent when
   it has no teams, as ``docs/config.md`` says), an admin everything (``None``).
@@ -28,14 +32,17 @@ Theory of operation:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -59,7 +66,9 @@ __all__ = [
     "SessionStore",
     "principal",
     "routes",
+    "same_origin",
     "session_middleware",
+    "session_token",
 ]
 
 logger = logging.getLogger("hotline.api")
@@ -74,10 +83,20 @@ SESSION_MAX_AGE = 12 * 3600.0
 MAX_SESSIONS = 10000
 #: Bound on live sessions of one login (its oldest goes first).
 MAX_SESSIONS_PER_LOGIN = 32
-#: Endpoints that need no session (DESIGN.md, "Interfaces").
-PUBLIC_PATHS = frozenset({"/api/login", "/metrics"})
+#: Endpoints that need no session (DESIGN.md, "Interfaces"; the API description).
+PUBLIC_PATHS = frozenset({"/api/login", "/metrics", "/api/openapi.json"})
 #: Methods that change nothing, so need no cross-site check.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: scrypt cost (RFC 7914): N = 2**14, r = 8, p = 1 is 16 MiB and about 60 ms per hash,
+#: the parameters its author gives for interactive logins.
+SCRYPT_N = 2**14
+SCRYPT_R = 8
+SCRYPT_P = 1
+#: Bytes of salt per account and of each hash.
+SALT_BYTES = 16
+HASH_BYTES = 32
+#: Logins hashed at once (each takes 16 MiB and a core for ~60 ms); the rest wait.
+MAX_CONCURRENT_HASHES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,24 +144,35 @@ _SESSION: Any = (web.RequestKey("hotline.session", str)
                  if hasattr(web, "RequestKey") else "hotline.session")
 
 
-def _digest(password: str) -> bytes:
-    return hashlib.sha256(password.encode("utf-8")).digest()
+def password_hash(password: str, salt: bytes) -> bytes:
+    """The salted scrypt hash of ``password`` (:data:`SCRYPT_N`, ``r``, ``p``)."""
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R,
+                          p=SCRYPT_P, maxmem=2 * 128 * SCRYPT_R * SCRYPT_N,
+                          dklen=HASH_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class _Account:
+    salt: bytes
+    hash: bytes
+    principal: Principal
 
 
 class Accounts:
-    """The site's logins with their password digests.
+    """The site's logins with their salted password hashes.
+
+    Building it hashes every password (on a pool of threads, one per core: about
+    60 ms of CPU each), so a server builds it off the event loop.
 
     :param config: the site (``[[agents]]`` and ``[[users]]``).
     """
 
     def __init__(self, config: SiteConfig) -> None:
-        self._accounts: dict[str, tuple[bytes, Principal]] = {}
+        entries: list[tuple[str, str, Principal]] = []
         for agent in config.agents:
-            self._accounts[agent.id] = (
-                _digest(str(agent.password)),
-                Principal(agent.id, agent.name, "agent", agent.id, agent.teams,
-                          frozenset({agent.id})),
-            )
+            entries.append((agent.id, str(agent.password),
+                            Principal(agent.id, agent.name, "agent", agent.id, agent.teams,
+                                      frozenset({agent.id}))))
         for user in config.users:
             if user.role == "admin":
                 scope: frozenset[str] | None = None
@@ -152,18 +182,42 @@ class Accounts:
                     a.id for a in config.agents if wanted.intersection(a.teams))
             else:  # a [[users]] entry with role agent: no extension, so no calls of its own
                 scope = frozenset()
-            self._accounts[user.name] = (
-                _digest(str(user.password)),
-                Principal(user.name, user.name, user.role, None, user.teams, scope),
-            )
-        self._decoy = secrets.token_bytes(32)
+            entries.append((user.name, str(user.password),
+                            Principal(user.name, user.name, user.role, None, user.teams,
+                                      scope)))
+        salts = [secrets.token_bytes(SALT_BYTES) for _ in entries]
+        workers = max(1, min(len(entries), os.cpu_count() or 1))
+        with ThreadPoolExecutor(workers, thread_name_prefix="hotline-api-hash") as pool:
+            hashes = list(pool.map(password_hash, [e[1] for e in entries], salts))
+        self._accounts: dict[str, _Account] = {
+            login: _Account(salt, digest, who)
+            for (login, _, who), salt, digest in zip(entries, salts, hashes, strict=True)
+        }
+        # Unknown logins are hashed with this salt and compared with a hash nothing has.
+        self._decoy = _Account(secrets.token_bytes(SALT_BYTES),
+                               secrets.token_bytes(HASH_BYTES),
+                               Principal("", "", "agent", None, (), frozenset()))
+        self._gate: asyncio.Semaphore | None = None
+
+    def __len__(self) -> int:
+        return len(self._accounts)
 
     def check(self, login: str, password: str) -> Principal | None:
-        """The account when ``password`` is right, else None (in about constant time)."""
+        """The account when ``password`` is right, else None (in about constant time:
+        one scrypt hash and one comparison whether or not ``login`` exists). Blocks for
+        the hash; on the event loop use :meth:`verify`."""
         entry = self._accounts.get(login)
-        expected = entry[0] if entry is not None else self._decoy
-        ok = hmac.compare_digest(_digest(password), expected)
-        return entry[1] if ok and entry is not None else None
+        account = entry if entry is not None else self._decoy
+        ok = hmac.compare_digest(password_hash(password, account.salt), account.hash)
+        return entry.principal if ok and entry is not None else None
+
+    async def verify(self, login: str, password: str) -> Principal | None:
+        """:meth:`check` on a worker thread, at most :data:`MAX_CONCURRENT_HASHES` at
+        once (a burst of logins queues instead of taking all memory and cores)."""
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(MAX_CONCURRENT_HASHES)
+        async with self._gate:
+            return await asyncio.to_thread(self.check, login, password)
 
 
 @dataclass(slots=True)
@@ -288,7 +342,18 @@ def principal(request: web.Request) -> Principal:
     return found
 
 
-def _same_origin(request: web.Request) -> bool:
+def session_token(request: web.Request) -> str:
+    """The session token of a request that passed :func:`session_middleware` (a
+    WebSocket checks with it that its session still lives)."""
+    token = request.get(_SESSION)
+    if not isinstance(token, str):
+        raise RuntimeError(f"{request.path} has no session")
+    return token
+
+
+def same_origin(request: web.Request) -> bool:
+    """False when the request's ``Origin`` names another host than its ``Host`` (a
+    cross-site request); True without ``Origin`` (not a browser)."""
     origin = request.headers.get("Origin")
     if origin is None:
         return True  # not a browser, or a same-origin GET: SameSite covers the cookie
@@ -298,7 +363,7 @@ def _same_origin(request: web.Request) -> bool:
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse cross-site writes; require a live session outside :data:`PUBLIC_PATHS`."""
-    if request.method not in _SAFE_METHODS and not _same_origin(request):
+    if request.method not in _SAFE_METHODS and not same_origin(request):
         raise ApiError(403, "cross-origin request refused")
     if request.path in PUBLIC_PATHS:
         return await handler(request)
@@ -335,7 +400,7 @@ async def login(request: web.Request) -> web.Response:
         password.encode("utf-8")
     except UnicodeEncodeError:
         raise ApiError(400, "user and password must be valid Unicode text") from None
-    who = state.accounts.check(user, password)
+    who = await state.accounts.verify(user, password)
     try:  # the audit trail (auth_events, as for SIP); a busy database must not stop logins
         await state.db.run(state.db.storage.record_auth_event, time.time(), ip, user[:64],
                            "ok" if who is not None else "bad_password", "web")

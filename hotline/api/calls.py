@@ -153,7 +153,7 @@ async def hangup(request: web.Request) -> web.Response:
         raise ApiError(404, "no such live call")
     if who.role == "agent" and control.agent_leg(call, who.agent) is None:
         raise ApiError(403, "an agent hangs up its own calls only")
-    control.end_call(call, "api_hangup")
+    control.end_call(call, "api_hangup", by=who.agent if who.role == "agent" else None)
     if who.role != "agent":  # a supervisor's force-disconnect
         control.audit(who.login, "force_disconnect", ",".join(control.agents_in(call)),
                       call.id)

@@ -17,11 +17,15 @@ from aiohttp import web
 from ..config import SiteConfig
 
 if TYPE_CHECKING:
+    from acd.stats import AcdStats
+
+    from ..acdctl import AcdService
     from ..callcontrol import CallControl
     from ..recording import CallRecorder
     from .auth import Accounts, LoginLimiter, SessionStore
     from .db import ApiDatabase
     from .metrics import ApiMetrics
+    from .ws import EventHub
 
 __all__ = ["STATE", "ApiState"]
 
@@ -44,6 +48,14 @@ class ApiState:
     calls: CallControl | None = None
     #: The server's recorder (pause/resume of live recordings); None without one.
     recorder: CallRecorder | None = None
+    #: The site's running ACD (agents, queues, their events); ``calls.acd`` on a server,
+    #: None when the API runs without one (``/api/agents`` and ``/api/queues`` answer 503).
+    acd: AcdService | None = None
+    #: Today's queue figures (service level, ASA...), fed with the ACD's events from the
+    #: API's start (and the day's stored history); None without an ACD.
+    stats: AcdStats | None = None
+    #: The WebSocket clients of ``/api/ws`` and the ACD listener feeding them.
+    hub: EventHub | None = None
 
 
 #: The application key of :class:`ApiState`.

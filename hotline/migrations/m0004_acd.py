@@ -51,4 +51,7 @@ CREATE TABLE audit (
     call_id  TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX audit_time ON audit (time);
+
+-- The screen pop's "this caller's last calls".
+CREATE INDEX cdr_caller_start ON cdr (caller, start_time);
 """
