@@ -36,14 +36,17 @@ peers:
 		  sip-tester baresip sipvicious libspandsp-dev espeak-ng sox >/dev/null; \
 	fi
 
+# Unit tests one at a time (some measure timing); the end-to-end tests, which mostly wait
+# on real peers, in two pytest-xdist workers (each with its own RTP port range).
 test: peers compile
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests --ignore=tests/e2e
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/e2e
 
 unit: compile
 	$(BIN)/python -m pytest -q -m "not e2e" tests
 
 e2e: peers compile
-	$(BIN)/python -m pytest -q -m e2e tests
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m e2e tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -58,6 +59,9 @@ source = "any"   # the tests' carrier calls back out through itself (SIPp uac ->
 def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
     """Start hotline servers with the test site (extra TOML may be appended)."""
     started: list[HotlineProcess] = []
+    # Each pytest-xdist worker (gw0, gw1...) gets its own RTP range.
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    rtp_lo = 31000 + 2000 * int(worker.removeprefix("gw") or 0)
 
     def make(extra: str = "", *, routes_first: str = "", **ports: int) -> HotlineProcess:
         """``routes_first`` is TOML put before the site's routes (``_9.`` goes to the
@@ -65,7 +69,7 @@ def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
         sip = free_port()
         values = {
             "sip": sip, "http": free_port(), "trunk_port": ports.get("trunk_port", free_port()),
-            "rtp_lo": 31000, "rtp_hi": 31999, "data": str(tmp_path / "data"),
+            "rtp_lo": rtp_lo, "rtp_hi": rtp_lo + 999, "data": str(tmp_path / "data"),
             "routes_first": routes_first,
         }
         cfg = write_site(tmp_path / "site.toml", SITE.format(**values) + extra)
