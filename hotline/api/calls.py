@@ -160,6 +160,27 @@ async def hangup(request: web.Request) -> web.Response:
     return web.json_response({"id": call.id, "state": "ending"})
 
 
+def supervise_call(control: CallControl, who: Principal, call: Call,
+                   body: dict[str, Any]) -> None:
+    """Validate and carry out a supervision request (REST and WebSocket alike):
+    ``{"agent": ID, "phone": EXT, "mode": M}``; audited."""
+    if who.role not in ("supervisor", "admin"):
+        raise ApiError(403, "supervision is for supervisors")
+    agent, phone, mode = body.get("agent"), body.get("phone"), body.get("mode")
+    if not isinstance(agent, str) or not agent:
+        raise ApiError(400, "agent: expected an extension")
+    if not isinstance(phone, str) or not phone:
+        raise ApiError(400, "phone: expected an extension")
+    if mode not in ("listen", "whisper", "barge", "take_over"):
+        raise ApiError(400, "mode: expected listen, whisper, barge or take_over")
+    if not who.sees_agent(agent):
+        raise ApiError(403, f"agent {agent} is not in your teams")
+    problem = control.supervise(call, agent, phone, mode, who.login, control.now())
+    if problem is not None:
+        raise ApiError(409, problem)
+    control.audit(who.login, f"supervise:{mode}", agent, call.id)
+
+
 async def supervise(request: web.Request) -> web.Response:
     """``POST /api/calls/{id}/supervise`` ``{"agent": ID, "phone": EXT, "mode": M}``:
     supervise the agent's call from extension EXT's phone. ``mode`` is ``listen``,
@@ -167,26 +188,12 @@ async def supervise(request: web.Request) -> web.Response:
     supervising the call switches mode) or ``take_over`` (the supervising phone takes
     the agent's place). Supervisors and admins only."""
     who = principal(request)
-    if who.role not in ("supervisor", "admin"):
-        raise ApiError(403, "supervision is for supervisors")
     body = await _body(request)
-    agent, phone, mode = body.get("agent"), body.get("phone"), body.get("mode")
-    for name, value in (("agent", agent), ("phone", phone)):
-        if not isinstance(value, str) or not value:
-            raise ApiError(400, f"{name}: expected an extension")
-    assert isinstance(agent, str) and isinstance(phone, str)
-    if mode not in ("listen", "whisper", "barge", "take_over"):
-        raise ApiError(400, "mode: expected listen, whisper, barge or take_over")
-    if not who.sees_agent(agent):
-        raise ApiError(403, f"agent {agent} is not in your teams")
     control = _control(request)
     call = control.find_call(request.match_info["call_id"])
     if call is None or not _visible(who, control, call):
         raise ApiError(404, "no such live call")
-    problem = control.supervise(call, agent, phone, mode, who.login, control.now())
-    if problem is not None:
-        raise ApiError(409, problem)
-    control.audit(who.login, f"supervise:{mode}", agent, call.id)
+    supervise_call(control, who, call, body)
     return web.json_response(control.describe(call), status=202)
 
 

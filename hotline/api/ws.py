@@ -56,6 +56,7 @@ from .agents import (
     public_call_id,
 )
 from .auth import Principal, principal, same_origin, session_token
+from .calls import supervise_call
 from .errors import ApiError
 from .queues import queue_summary, sees_queue
 from .state import STATE, ApiState
@@ -97,7 +98,7 @@ DTMF_DIGITS = "0123456789*#ABCD"
 MAX_DIGITS = 32
 #: Commands understood.
 COMMANDS = ("set_state", "wrapup", "hangup", "hold", "unhold", "mute", "unmute",
-            "transfer", "dtmf")
+            "transfer", "dtmf", "supervise")
 #: Roles that also see callers who leave a queue without an agent.
 _QUEUE_ROLES = frozenset({"supervisor", "admin"})
 _QUEUE_EXITS = {"ABANDON": "abandoned", "EXITWITHTIMEOUT": "timeout",
@@ -410,6 +411,10 @@ class EventHub:
             fn = apply_state if cmd == "set_state" else extend_wrapup
             return {"agent": fn(state, who, agent, msg)}
         control = _control(state)
+        if cmd == "supervise":  # the call of an agent the supervisor sees
+            call, _ = _target(state, control, who, msg, need_leg=True)
+            supervise_call(control, who, call, msg)
+            return {"call": control.describe(call)}
         call, leg = _target(state, control, who, msg, need_leg=cmd != "hangup")
         if cmd == "hangup":
             control.end_call(call, "api_hangup", by=who.agent if who.role == "agent" else None)

@@ -369,6 +369,7 @@ class FakeControl:
         self.transfers: list[tuple[FakeLeg, str]] = []
         self.audits: list[tuple[str, str, str, str]] = []
         self.digits: list[tuple[FakeLeg, str]] = []
+        self.supervisions: list[tuple[str, str, str, str, str]] = []
 
     def add(self, call_id: str, *agents: str) -> FakeCall:
         call = FakeCall(call_id, f"{call_id};tag", [FakeLeg(None), *(FakeLeg(a)
@@ -410,6 +411,13 @@ class FakeControl:
 
     def now(self) -> float:
         return self.acd.now()
+
+    def supervise(self, call: FakeCall, agent: str, phone: str, mode: str, actor: str,
+                  now: float) -> str | None:
+        if phone == "9999":
+            return "extension 9999 is not registered"
+        self.supervisions.append((call.id, agent, phone, mode, actor))
+        return None
 
     def audit(self, actor: str, action: str, target: str, call_id: str) -> None:
         self.audits.append((actor, action, target, call_id))
@@ -456,6 +464,30 @@ def test_call_commands_act_on_the_agents_own_call(data_dir: Path) -> None:
         assert call.ended == "api_hangup" and control.audits == []
         reply = await command(ws, "hold")
         assert (reply["status"], reply["error"]) == (409, "agent 1001 is on no call")
+    with_control(data_dir, body)
+
+
+def test_supervise_is_for_supervisors_validated_and_audited(data_dir: Path) -> None:
+    async def body(h: Harness, control: FakeControl) -> None:
+        control.add("c2@x", "1002")
+        me, _ = await connect(h, "1002")
+        reply = await command(me, "supervise", call_id="c2@x", agent="1002", phone="1001",
+                              mode="listen")
+        assert (reply["status"], reply["error"]) == (403, "supervision is for supervisors")
+        boss, _ = await connect(h, "boss")
+        for bad in ({"mode": "spy"}, {"phone": ""}):
+            args = {"call_id": "c2@x", "agent": "1002", "phone": "1004", "mode": "listen",
+                    **bad}
+            reply = await command(boss, "supervise", **args)
+            assert reply["status"] == 400, bad
+        reply = await command(boss, "supervise", call_id="c2@x", agent="1002", phone="9999",
+                              mode="listen")
+        assert (reply["status"], reply["error"]) == (409, "extension 9999 is not registered")
+        reply = await command(boss, "supervise", call_id="c2@x", agent="1002", phone="1004",
+                              mode="whisper")
+        assert reply["ok"], reply
+        assert control.supervisions == [("c2@x", "1002", "1004", "whisper", "boss")]
+        assert control.audits == [("boss", "supervise:whisper", "1002", "c2@x")]
     with_control(data_dir, body)
 
 
