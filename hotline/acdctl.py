@@ -9,7 +9,6 @@ WebSocket clients. Everything that feeds the engine (SIP, the API, feature codes
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from acd.events import (
 from acd.stats import AcdStats
 
 from .config import QueueConfig, SiteConfig
+from .looptimer import LoopTimer
 
 logger = logging.getLogger("hotline.acd")
 
@@ -62,8 +62,7 @@ class AcdService:
         every event after is fed as it comes), for the API and the wallboard."""
         self._day_ends = 0.0
         """Wall time from which :attr:`stats` may forget what only yesterday needed."""
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = LoopTimer(self._on_timer)
         self._pumping = False
 
     def _feed_stats(self, event: AcdEvent) -> None:
@@ -125,31 +124,11 @@ class AcdService:
                         logger.exception("acd_listener_failed")
         finally:
             self._pumping = False
-        self._rearm()
-
-    def _rearm(self) -> None:
-        at = self.engine.get_timer()
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # not on a loop (a unit test driving the engine)
-                self._timer_at = None
-                return
-            self._timer = loop.call_at(at, self._on_timer)
+        self._timer.arm(self.engine.get_timer())
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         self.call(self.engine.handle_timer, self._clock())
 
     def close(self) -> None:
         """Cancel the timer (server shutdown)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()

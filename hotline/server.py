@@ -36,6 +36,7 @@ from .api import ApiServer, server_metrics
 from .callcontrol import Call, CallControl
 from .config import SiteConfig
 from .logs import setup_logging
+from .looptimer import LoopTimer
 from .mediactl import CallMedia
 from .recording import RETENTION_EVERY, CallRecorder
 from .storage import Registration, Storage
@@ -74,8 +75,7 @@ class HotlineServer:
                                  on_transfer=self._on_transfer,
                                  voicemail=self.voicemail)
         self.trunks: TrunkMonitor | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = LoopTimer(self._on_timer)
         self._stopping = asyncio.Event()
         self._wall_offset = time.time() - loop.time()
         self._cdr_queue: list[tuple[str, dict[str, object]]] = []
@@ -148,8 +148,7 @@ class HotlineServer:
     async def close(self) -> None:
         """Close listeners and storage."""
         await self.api.close()
-        if self._timer is not None:
-            self._timer.cancel()
+        self._timer.cancel()
         self.transports.close()
         await self.transports.wait_closed()
         if self._cdr_flush is not None:
@@ -241,19 +240,9 @@ class HotlineServer:
         """One timer for the application side (trunk keepalives, registrar expiry)."""
         times = [t for t in (self.trunks.get_timer() if self.trunks else None,
                              self.calls.registrar.get_timer()) if t is not None]
-        at = min(times) if times else None
-        if at == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._timer_at = at
-        if at is not None:
-            self._timer = self.loop.call_at(at, self._on_timer)
+        self._timer.arm(min(times) if times else None)
 
     def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
         now = self.loop.time()
         if self.trunks is not None:
             self.trunks.handle_timer(now)

@@ -27,6 +27,7 @@ from acd.errors import AcdError
 
 from .auth import Principal, principal
 from .errors import ApiError
+from .params import json_body
 from .state import STATE, ApiState
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ __all__ = [
     "agent_json",
     "apply_state",
     "extend_wrapup",
-    "json_body",
     "public_call_id",
     "routes",
 ]
@@ -200,19 +200,6 @@ def extend_wrapup(state: ApiState, who: Principal, agent_id: str,
     _engine_call(acd, acd.engine.extend_wrapup, agent_id, float(extend), acd.now())
     return agent_json(state, acd, agent_id, _configs(state), memberships(acd.engine),
                       acd.now())
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object body (415 without JSON, 400 when it is not an object)."""
-    if request.content_type != "application/json":
-        raise ApiError(415, "send JSON (Content-Type: application/json)")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
 
 
 async def list_agents(request: web.Request) -> web.Response:

@@ -21,6 +21,7 @@ from media.client import MediaError
 
 from .auth import Principal, principal
 from .errors import ApiError
+from .params import json_body
 from .state import STATE
 
 if TYPE_CHECKING:
@@ -49,18 +50,21 @@ async def list_calls(request: web.Request) -> web.Response:
     return web.json_response({"calls": out})
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    if request.content_type != "application/json":
-        raise ApiError(415, "send JSON (Content-Type: application/json)")
-    try:
-        body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise ApiError(400, "the body must be a JSON object")
-    return body
+def acting_agent(who: Principal, body: dict[str, Any]) -> str | None:
+    """Whose leg a call command acts on: an agent's own (naming another is 403); a
+    supervisor's named ``agent`` if in its teams (None: the call's first agent leg)."""
+    agent = body.get("agent")
+    if agent is not None and not isinstance(agent, str):
+        raise ApiError(400, "agent: expected an agent id string")
+    if who.role == "agent":
+        if agent not in (None, who.agent):
+            raise ApiError(403, "an agent acts on its own leg only")
+        if who.agent is None:
+            raise ApiError(403, "this login has no extension")
+        return who.agent
+    if agent is not None and not who.sees_agent(agent):
+        raise ApiError(403, f"agent {agent} is not in your teams")
+    return agent
 
 
 def _leg(request: web.Request, body: dict[str, Any]) -> tuple[CallControl, Call, Leg]:
@@ -70,15 +74,7 @@ def _leg(request: web.Request, body: dict[str, Any]) -> tuple[CallControl, Call,
     call = control.find_call(request.match_info["call_id"])
     if call is None or not _visible(who, control, call):
         raise ApiError(404, "no such live call")
-    agent = body.get("agent")
-    if agent is not None and not isinstance(agent, str):
-        raise ApiError(400, "agent: expected an agent id string")
-    if who.role == "agent":
-        if agent not in (None, who.agent):
-            raise ApiError(403, "an agent acts on its own leg only")
-        agent = who.agent
-    elif agent is not None and not who.sees_agent(agent):
-        raise ApiError(403, f"agent {agent} is not in your teams")
+    agent = acting_agent(who, body)
     leg = control.agent_leg(call, agent)
     if leg is None:
         raise ApiError(409, "the call has no answered leg of that agent")
@@ -94,7 +90,7 @@ def _flag(body: dict[str, Any]) -> bool:
 
 async def hold(request: web.Request) -> web.Response:
     """``POST /api/calls/{id}/hold`` ``{"on": true|false}``: the other side hears music."""
-    body = await _body(request)
+    body = await json_body(request, optional=True)
     control, call, leg = _leg(request, body)
     control.set_parked(leg, _flag(body))
     return web.json_response(control.describe(call, monitors=principal(request).role != "agent"))
@@ -103,7 +99,7 @@ async def hold(request: web.Request) -> web.Response:
 async def mute(request: web.Request) -> web.Response:
     """``POST /api/calls/{id}/mute`` ``{"on": true|false}``: the others stop hearing the
     agent (the recording still has the agent's audio)."""
-    body = await _body(request)
+    body = await json_body(request, optional=True)
     control, call, leg = _leg(request, body)
     control.set_muted(leg, _flag(body))
     return web.json_response(control.describe(call, monitors=principal(request).role != "agent"))
@@ -112,7 +108,7 @@ async def mute(request: web.Request) -> web.Response:
 async def transfer(request: web.Request) -> web.Response:
     """``POST /api/calls/{id}/transfer`` ``{"to": NUMBER}``: blind transfer of the
     agent's other party, routed as if the agent dialled ``NUMBER``."""
-    body = await _body(request)
+    body = await json_body(request, optional=True)
     number = body.get("to")
     if not isinstance(number, str) or not number or len(number) > 64:
         raise ApiError(400, "to: expected the number or extension to transfer to")
@@ -127,7 +123,7 @@ async def recording(request: web.Request) -> web.Response:
     """``POST /api/calls/{id}/recording`` ``{"paused": true|false}``: stop writing the
     call's audio while a caller reads out card details (PCI DSS), then go on in the same
     file (the paused stretch is left out of it)."""
-    body = await _body(request)
+    body = await json_body(request, optional=True)
     paused = body.get("paused")
     if not isinstance(paused, bool):
         raise ApiError(400, "paused: expected true or false")
@@ -188,7 +184,7 @@ async def supervise(request: web.Request) -> web.Response:
     supervising the call switches mode) or ``take_over`` (the supervising phone takes
     the agent's place). Supervisors and admins only."""
     who = principal(request)
-    body = await _body(request)
+    body = await json_body(request, optional=True)
     control = _control(request)
     call = control.find_call(request.match_info["call_id"])
     if call is None or not _visible(who, control, call):

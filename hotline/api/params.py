@@ -11,10 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from typing import Any
+
+from aiohttp import web
 
 from .errors import ApiError
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "Page", "page", "text", "when"]
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "MAX_OFFSET", "Page", "json_body", "page", "text",
+           "when"]
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
@@ -77,3 +81,19 @@ def text(query: Mapping[str, str], name: str) -> str | None:
     if len(raw) > MAX_TEXT:
         raise ApiError(400, f"{name}: longer than {MAX_TEXT} characters")
     return raw
+
+
+async def json_body(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object body: 415 without JSON, 400 when it is not an object;
+    ``{}`` for no body at all when ``optional``."""
+    if optional and not request.can_read_body:
+        return {}
+    if request.content_type != "application/json":
+        raise ApiError(415, "send JSON (Content-Type: application/json)")
+    try:
+        body = await request.json()
+    except ValueError:
+        raise ApiError(400, "the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    return body

@@ -56,7 +56,7 @@ from .agents import (
     public_call_id,
 )
 from .auth import Principal, principal, same_origin, session_token
-from .calls import supervise_call
+from .calls import acting_agent, supervise_call
 from .errors import ApiError
 from .queues import queue_summary, sees_queue
 from .state import STATE, ApiState
@@ -474,17 +474,7 @@ def _target(state: ApiState, control: CallControl, who: Principal, msg: dict[str
             need_leg: bool) -> tuple[Call, Leg | None]:
     """The call a call command acts on and the agent leg in it, with the REST scope
     rules (``/api/calls``): an agent on its own leg, a supervisor on its teams' calls."""
-    agent = msg.get("agent")
-    if agent is not None and not isinstance(agent, str):
-        raise ApiError(400, "agent: expected an agent id string")
-    if who.role == "agent":
-        if agent not in (None, who.agent):
-            raise ApiError(403, "an agent acts on its own leg only")
-        agent = who.agent
-        if agent is None:
-            raise ApiError(403, "this login has no extension")
-    elif agent is not None and not who.sees_agent(agent):
-        raise ApiError(403, f"agent {agent} is not in your teams")
+    agent = acting_agent(who, msg)
     call_id = msg.get("call_id")
     if call_id is not None:
         if not isinstance(call_id, str):
