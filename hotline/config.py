@@ -431,6 +431,11 @@ class QueueConfig:
     short_abandon: int = 5
     #: Record this queue's calls (when ``[recording] enabled``).
     record: bool = True
+    #: Silent-call rule for this queue's callers once an agent answers (as ``[ivr.NAME]
+    #: silent_prompt``): no voice for ``silent_seconds`` plays it, a second silence hangs
+    #: up. An IVR's own setting, if the caller came through one, wins.
+    silent_prompt: str | None = None
+    silent_seconds: int = 5
 
     def is_open(self, when: datetime) -> bool:
         """Tell whether the queue is within its business hours at local time ``when``."""
@@ -1524,6 +1529,8 @@ class _Loader:
                                        choices=tuple(x for x in STRATEGIES if x != "sticky")),
                 short_abandon=t.integer("short_abandon", 5, lo=0, hi=600),
                 record=t.flag("record", True),
+                silent_prompt=self.prompt(t, "silent_prompt", None),
+                silent_seconds=t.integer("silent_seconds", 5, lo=1, hi=120),
             )
             if q.messages and not q.message_every:
                 t.fail("message_every", "seconds between messages (messages are set)", 0)

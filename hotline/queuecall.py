@@ -108,6 +108,8 @@ class QueueCalls:
         call.hold_prompt = queue.moh or self.cc.moh
         if not queue.record:
             call.record = False
+        if queue.silent_prompt is not None and call.silent_config is None:
+            call.silent_config = (queue.silent_prompt, queue.silent_seconds)
         call.variables = {"called": call.called, **variables}
         self.cc._remix(call)
         try:

@@ -445,3 +445,57 @@ def test_supervisor_from_the_api_rings_their_phone_switches_mode_and_disconnects
         ("boss", "force_disconnect", "1003,1001,1004")], audit
     # The supervising phone's own actions are kept too (as for *6x from a phone).
     assert ("1004", "supervise:barge", "1001") in audit
+
+
+def test_ring_all_rings_every_ready_agent_and_the_first_to_answer_takes_it(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """ring-all: both ready agents ring; 1001 answers first, 1002's ring is CANCELled and
+    1002 stays ready (a withdrawn offer is no ring-no-answer)."""
+    server = hotline_factory(AGENTS + _queue("all", strategy="ring-all",
+                                             agents=["1001", "1002"], wrapup=0),
+                             routes_first=_route("206", "queue:all"))
+    a1 = phones(server, "1001", answer_after=0.5)
+    a2 = phones(server, "1002", answer_after=5)
+    _feature(server, a1, "*50", 0)
+    _feature(server, a2, "*50", 0)
+    caller = phones(server, "1003")
+    _dial(server, caller, "206", 0)
+    _until(a2, event="incoming", call=1)
+    _until(a1, event="state", call=1, state="CONFIRMED")
+    _until(a2, event="state", call=1, state="DISCONNECTED")
+    assert not a2.has(event="state", call=1, state="CONFIRMED")
+    time.sleep(1.5)
+    caller.send("hangup", call=0)
+    _until(caller, event="state", call=0, state="DISCONNECTED")
+    caller.stop()
+    assert hears(caller.recording(0), TONES["1001"], last_s=1.0)
+    rows = _queue_log(server, until="COMPLETECALLER")
+    assert [(r[0], r[1]) for r in rows if r[0] in ("CONNECT", "RINGNOANSWER")] == [
+        ("CONNECT", "1001")], rows
+    last = _db(server, "SELECT state FROM agent_states WHERE agent = '1002' "
+                       "ORDER BY id DESC LIMIT 1")
+    assert last == [("ready",)]
+
+
+def test_round_robin_goes_on_after_the_last_agent_offered(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """round-robin (with memory): members 1001, 1002, 1003 in that order, made ready in
+    reverse order (longest-idle would start with 1003). Three callers in turn reach
+    1001, 1002, 1003."""
+    server = hotline_factory(AGENTS + _queue("rr", strategy="round-robin",
+                                             agents=["1001", "1002", "1003"], wrapup=0),
+                             routes_first=_route("207", "queue:rr"))
+    agents = {a: phones(server, a) for a in ("1003", "1002", "1001")}
+    for a in ("1003", "1002", "1001"):
+        _feature(server, agents[a], "*50", 0)
+        time.sleep(0.2)
+    caller = phones(server, "1004")
+    for n in range(3):
+        _dial(server, caller, "207", n)
+        time.sleep(0.8)
+        caller.send("hangup", call=n)
+        _until(caller, event="state", call=n, state="DISCONNECTED")
+        time.sleep(0.3)
+    rows = _queue_log(server, until="COMPLETECALLER")
+    connects = [r[1] for r in rows if r[0] == "CONNECT"]
+    assert connects == ["1001", "1002", "1003"], rows

@@ -101,3 +101,35 @@ def test_silent_caller_is_prompted_then_hung_up(
     assert band(700) > 10 * np.median(spectrum)
     # While the agent's phone rang (2 s), the caller heard ringback (450 Hz in China).
     assert band(450) > 10 * np.median(spectrum), band(450)
+
+
+def test_silent_rule_from_the_queue_configuration(
+    hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
+) -> None:
+    """A queue's own silent_prompt: the silent caller is prompted and hung up once the
+    queue's agent (ready by *50) has answered."""
+    prompt = _sine(tmp_path / "cannot-hear.wav", PROMPT_HZ, 1.5)
+    server = hotline_factory(
+        f'\n[[queues]]\nname = "care"\nagents = ["1001"]\nwrapup = 0\n'
+        f'silent_prompt = "{prompt}"\nsilent_seconds = 3\n',
+        routes_first='[[routes]]\nmatch = "200"\nto = "queue:care"\n')
+    caller = PjPhone(tmp_path / "caller", "1002", "pw-1002-secret", server.sip_port,
+                     _wav(tmp_path / "silence.wav", np.zeros(8000 * 4)))
+    agent = PjPhone(tmp_path / "agent", "1001", "pw-1001-secret", server.sip_port,
+                    _sine(tmp_path / "agent.wav", 700, 4))
+    try:
+        for p in (caller, agent):
+            assert p.wait(event="registered", timeout=10)["code"] == 200
+        agent.send("call", uri=f"sip:*50@127.0.0.1:{server.sip_port}")
+        agent.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+        caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
+        agent.wait(event="state", call=1, state="CONFIRMED", timeout=10)
+        connected = time.monotonic()
+        caller.wait(event="state", call=0, state="DISCONNECTED", timeout=15)
+        elapsed = time.monotonic() - connected
+    finally:
+        caller.stop()
+        agent.stop()
+    assert 5.0 < elapsed < 9.0, elapsed  # 3 s, the prompt, 3 s more
+    log = server.log()
+    assert "event=silent_call_prompt" in log and "cause=silent_call" in log, log[-3000:]
