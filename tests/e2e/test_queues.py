@@ -201,6 +201,7 @@ def test_supervisor_listens_whispers_and_barges_heard_only_by_whom_they_should(
     """Caller 1003 (1500 Hz) talks to agent 1001 (700 Hz) from the queue. Supervisor 1004
     (1900 Hz, permission "supervise") dials *601001: it hears both, neither hears it.
     DTMF 5 (whisper): the agent hears it, the caller does not. DTMF 6 (barge): both do.
+    DTMF 7 (take over): the agent is released, the caller stays with the supervisor.
     Read from each phone's audio."""
     site = AGENTS.replace('password = "pw-1004-secret"',
                           'password = "pw-1004-secret"\npermissions = ["supervise"]')
@@ -225,12 +226,25 @@ def test_supervisor_listens_whispers_and_barges_heard_only_by_whom_they_should(
     sup.send("dtmf", call=0, digits="6")
     time.sleep(3.0)
     t_end = time.monotonic()
+    sup.send("dtmf", call=0, digits="7")  # take over: the agent leaves, the caller stays
+    agent.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
+    time.sleep(2.5)
+    t_over = time.monotonic()
+    assert not caller.has(event="state", call=0, state="DISCONNECTED")
     caller.send("hangup", call=0)
     caller.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
     sup.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
     for p in (agent, sup, caller):
         p.stop()
     s_hz = TONES["1004"]
+    # After the take-over the caller talks with the supervisor alone.
+    assert hears_during(caller.recording(0), s_hz, t_end - t_caller + 1.0,
+                        t_over - t_caller - 0.4)
+    assert not hears_during(caller.recording(0), TONES["1001"], t_end - t_caller + 1.0,
+                            t_over - t_caller - 0.4)
+    rows = _queue_log(server, until="TRANSFER")
+    transfer = next(r for r in rows if r[0] == "TRANSFER")
+    assert transfer[1:4] == ("1001", "support", "takeover:1004"), rows
 
     def window(t0: float, a: float, b: float) -> tuple[float, float]:
         return a - t0 + 0.6, b - t0 - 0.4  # margins for signalling and jitter
