@@ -2579,6 +2579,8 @@ def demo_config(data_dir: Path) -> SiteConfig:
         overflow=Target("voicemail", "support"),
         wrapup=5,
         service_level=20,
+        announce_every=45,
+        keys=MappingProxyType({"1": "voicemail:support"}),
     )
     sales = QueueConfig(
         name="sales",

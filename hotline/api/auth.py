@@ -377,7 +377,8 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 async def login(request: web.Request) -> web.Response:
-    """``POST /api/login`` with ``{"user": ..., "password": ...}``."""
+    """``POST /api/login`` with ``{"username": ..., "password": ...}`` (``"user"`` is
+    accepted for ``"username"``)."""
     state = request.app[STATE]
     ip = request.remote or ""
     wait = state.limiter.retry_after(ip)
@@ -391,10 +392,10 @@ async def login(request: web.Request) -> web.Response:
         body = json.loads(await request.text())
     except ValueError:
         raise ApiError(400, "expected a JSON body") from None
-    user = body.get("user") if isinstance(body, dict) else None
+    user = body.get("username", body.get("user")) if isinstance(body, dict) else None
     password = body.get("password") if isinstance(body, dict) else None
     if not isinstance(user, str) or not isinstance(password, str) or not user:
-        raise ApiError(400, 'expected {"user": "...", "password": "..."}')
+        raise ApiError(400, 'expected {"username": "...", "password": "..."}')
     try:  # JSON may carry lone surrogates ("\ud800"), which are no text at all
         user.encode("utf-8")
         password.encode("utf-8")

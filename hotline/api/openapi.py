@@ -236,8 +236,10 @@ def _paths() -> dict[str, Any]:
         "/api/login": {"post": _op(
             "Log in (sets the session cookie)",
             {"200": _json(_ref("Account")), **_errors(400, 401, 415, 429)}, tag="session",
-            body=_body(_obj({"user": {"type": "string"}, "password": {"type": "string"}},
-                            ["user", "password"])), public=True)},
+            body=_body(_obj({"username": {"type": "string"},
+                             "user": {"type": "string", "description": "same as username"},
+                             "password": {"type": "string"}},
+                            ["username", "password"])), public=True)},
         "/api/logout": {"post": _op("End the session", {"204": {"description": "Done."}},
                                     tag="session")},
         "/api/session": {"get": _op("The logged-in account",

@@ -332,6 +332,15 @@ def test_supervisor_and_admin_logins(api: Running) -> None:
     assert client(api).login("admin").json()["role"] == "admin"
 
 
+def test_login_takes_username_as_the_issue_spells_it(api: Running) -> None:
+    r = Client(api.port).request("POST", "/api/login",
+                                 {"username": "1001", "password": PASSWORDS["1001"]})
+    assert r.status == 200 and r.json()["agent"] == "1001"
+    r = Client(api.port).request("POST", "/api/login",
+                                 {"username": "1001", "password": "wrong-password"})
+    assert r.status == 401
+
+
 @pytest.mark.parametrize("method, path", [
     ("GET", "/api/session"), ("GET", "/api/recordings"), ("GET", "/api/recordings/x"),
     ("GET", "/api/recordings/x/audio"), ("GET", "/api/cdrs"), ("POST", "/api/logout"),
