@@ -726,6 +726,8 @@ def test_demo_config_is_a_valid_site(tmp_path: Path) -> None:
             f'overflow = "{q.overflow}"',
             f"max_wait = {q.max_wait}",
             f"wrapup = {q.wrapup}",
+            f"announce_every = {q.announce_every}",
+            "keys = { " + ", ".join(f'"{k}" = "{v}"' for k, v in q.keys.items()) + " }",
         ]
     for ivr in cfg.ivr.values():
         menu = ", ".join(f'"{k}" = "{v}"' for k, v in ivr.menu.items())
