@@ -513,3 +513,37 @@ def test_round_robin_goes_on_after_the_last_agent_offered(
     rows = _queue_log(server, until="COMPLETECALLER")
     connects = [r[1] for r in rows if r[0] == "CONNECT"]
     assert connects == ["1001", "1002", "1003"], rows
+
+
+def test_skills_prefers_the_higher_level_and_sticky_the_last_agent(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """skills: 1004 (sales 5) gets the call although 1003 (sales 2) has waited longer.
+    sticky: caller 1001's second call goes to the agent of its first (1003), although
+    1004 has been idle longer by then."""
+    site = AGENTS.replace('password = "pw-1003-secret"',
+                          'password = "pw-1003-secret"\nskills = { sales = 2 }').replace(
+        'password = "pw-1004-secret"', 'password = "pw-1004-secret"\nskills = { sales = 5 }')
+    server = hotline_factory(
+        site + _queue("sk", strategy="skills", agents=["1003", "1004"], wrapup=0)
+        + '[queues.skills]\nsales = 1\n'
+        + _queue("st", strategy="sticky", agents=["1003", "1004"], wrapup=0),
+        routes_first=_route("208", "queue:sk") + _route("209", "queue:st"))
+    a3, a4 = phones(server, "1003"), phones(server, "1004")
+    _feature(server, a3, "*50", 0)
+    time.sleep(0.3)
+    _feature(server, a4, "*50", 0)
+    caller = phones(server, "1001")
+
+    def call(number: str, n: int) -> None:
+        _dial(server, caller, number, n)
+        time.sleep(0.8)
+        caller.send("hangup", call=n)
+        _until(caller, event="state", call=n, state="DISCONNECTED")
+        time.sleep(0.3)
+
+    call("208", 0)  # skills: 1004
+    call("209", 1)  # sticky, nobody yet for this caller in "st": longest idle, 1003
+    call("209", 2)  # sticky: 1003 again, though 1004 is now idle longer
+    rows = _queue_log(server, until="COMPLETECALLER")
+    connects = [(r[2], r[1]) for r in rows if r[0] == "CONNECT"]
+    assert connects == [("sk", "1004"), ("st", "1003"), ("st", "1003")], rows
