@@ -12,6 +12,7 @@ and ``viewer`` (a ``[[users]]`` entry with role agent). :class:`Harness` is shar
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import time
@@ -23,6 +24,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
+from test_api_http import PASSWORDS
+from test_api_http import site_config as http_site_config
 
 from acd.agent import AgentState
 from hotline.acdctl import AcdService
@@ -32,47 +35,30 @@ from hotline.api.openapi import spec
 from hotline.api.state import STATE, ApiState
 from hotline.config import (
     AcdConfig,
-    AgentConfig,
     QueueConfig,
+    SipConfig,
     SiteConfig,
-    UserConfig,
 )
-from hotline.config import Secret as S
 from hotline.config import ServerConfig as Srv
 from hotline.storage import Storage
 
-PASSWORDS = {
-    "1001": "pw-1001-secret", "1002": "pw-1002-secret", "1003": "pw-1003-secret",
-    "admin": "admin-secret-1", "boss": "boss-secret-1", "chief": "chief-secret-1",
-    "viewer": "viewer-secret-1",
-}  # fmt: skip
 #: A caller with a history: six earlier calls (the screen pop shows the last five).
 REGULAR = "13900000009"
 T0 = datetime(2024, 5, 1, 8, 0, 0, tzinfo=UTC)
 
 
 def site_config(data_dir: Path) -> SiteConfig:
-    agents = tuple(
-        AgentConfig(id=aid, name=name, password=S(PASSWORDS[aid]), teams=teams)
-        for aid, name, teams in (
-            ("1001", "Li Na", ("tv",)), ("1002", "Wang Wei", ("tv",)),
-            ("1003", "Zhang Min", ("water",)),
-        )
-    )  # fmt: skip
-    users = (
-        UserConfig("admin", S(PASSWORDS["admin"]), role="admin"),
-        UserConfig("boss", S(PASSWORDS["boss"]), role="supervisor", teams=("tv",)),
-        UserConfig("chief", S(PASSWORDS["chief"]), role="supervisor"),
-        UserConfig("viewer", S(PASSWORDS["viewer"]), role="agent"),
-    )
+    """The HTTP tests' site (agents 1001-1003 in teams tv/water, admin, boss, chief,
+    viewer) with queues and reasons, and no HTTP listener (tests serve the app)."""
     queues = (
         QueueConfig("billing", agents=("1001", "1002"), wrapup=10, service_level=20),
         QueueConfig("water", agents=("1003",), wrapup=0),
         QueueConfig("general", strategy="linear"),
     )
-    return SiteConfig(source="<test>", server=Srv(http=None, data_dir=data_dir),
-                      agents=agents, users=users, queues=queues,
-                      acd=AcdConfig(reasons=("break", "lunch", "training")))
+    base = http_site_config(data_dir)
+    return dataclasses.replace(base, server=Srv(http=None, data_dir=data_dir),
+                               sip=SipConfig(), queues=queues,
+                               acd=AcdConfig(reasons=("break", "lunch", "training")))
 
 
 def populate(data_dir: Path) -> None:
