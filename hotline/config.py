@@ -417,6 +417,12 @@ class QueueConfig:
     leave_when_empty: bool = False
     #: Seconds between position / estimated-wait announcements; 0 is off.
     announce_every: int = 0
+    #: What the announcement says: a prompt template with ``{position}`` and
+    #: ``{minutes}`` (the estimated wait, rounded up, at least 1).
+    announce: str = ("tts:You are caller number {position} in line. "
+                     "Estimated wait in minutes: {minutes}.")
+    #: The announcement while there is no estimate yet (no recent calls).
+    announce_no_estimate: str = "tts:You are caller number {position} in line."
     #: Prompts played to waiting callers in turn, every ``message_every`` seconds.
     messages: tuple[str, ...] = ()
     message_every: int = 0
@@ -1521,6 +1527,8 @@ class _Loader:
                 join_empty=t.flag("join_empty", True),
                 leave_when_empty=t.flag("leave_when_empty", False),
                 announce_every=t.integer("announce_every", 0, lo=0, hi=3600),
+                announce=self.announce_template(t, "announce"),
+                announce_no_estimate=self.announce_template(t, "announce_no_estimate"),
                 messages=self.prompts(t, "messages", ()),
                 message_every=t.integer("message_every", 0, lo=0, hi=3600),
                 keys=self.queue_keys(t),
@@ -1886,6 +1894,16 @@ class _Loader:
         if window is None:
             t.fail(key, 'a time range "HH:MM-HH:MM" (24-hour clock)', raw_time)
         return window
+
+    def announce_template(self, t: _Table, name: str) -> str:
+        """A queue announcement: a prompt whose only ``{names}`` are position, minutes."""
+        default = getattr(QueueConfig(""), name)
+        value: str = self.prompt(t, name, default)
+        self.template_check(t.key(name), value)
+        for m in TEMPLATE_RE.finditer(value):
+            if m.group(1) is not None and m.group(1) not in ("position", "minutes"):
+                t.fail(name, "a prompt with {position} and {minutes} only", value)
+        return value
 
     def queue_keys(self, t: _Table) -> Mapping[str, str]:
         """``keys = { "1" = "voicemail:general", "2" = "callback" }`` of a queue."""

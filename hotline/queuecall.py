@@ -22,6 +22,7 @@ tells the engine what happened on them:
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -38,7 +39,7 @@ from sip.uri import SipUri
 
 from .acdctl import AcdService
 from .callmodel import Call, CallState, Leg
-from .config import Target, parse_target
+from .config import QueueConfig, Target, parse_target, render_template
 from .dialplan import rewrite
 from .logs import CallLogAdapter
 
@@ -61,13 +62,13 @@ def _key(call: Call) -> str:
     return call.acd_key or call.key
 
 
-def announcement(position: int, estimated_wait: int) -> str:
-    """The text of a position / estimated-wait announcement (espeak-ng renders it)."""
-    text = f"You are caller number {position} in line."
-    if estimated_wait > 0:
-        minutes = max(1, round(estimated_wait / 60))
-        text += f" Your estimated wait is about {minutes} minute{'s' if minutes > 1 else ''}."
-    return "tts:" + text
+def announcement(queue: QueueConfig, position: int, estimated_wait: int) -> str:
+    """The position / estimated-wait prompt of ``queue`` (its ``announce`` templates)."""
+    if estimated_wait <= 0:
+        return render_template(queue.announce_no_estimate, {"position": str(position)})
+    minutes = max(1, math.ceil(estimated_wait / 60))
+    return render_template(queue.announce, {"position": str(position),
+                                            "minutes": str(minutes)})
 
 
 class QueueCalls:
@@ -142,7 +143,10 @@ class QueueCalls:
             case CallLeftQueue():
                 self._left(event, now)
             case Announce(call_id=key, position=pos, estimated_wait=ewt):
-                self._play_over_music(key, announcement(pos, ewt))
+                call = self._find(key)
+                queue = self.cc.config.queue(call.queue or "") if call is not None else None
+                if queue is not None:
+                    self._play_over_music(key, announcement(queue, pos, ewt))
             case PlayMessage(call_id=key, prompt=prompt):
                 self._play_over_music(key, prompt)
 
