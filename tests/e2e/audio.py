@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+TONES = {"1001": 700, "1002": 1100, "1003": 1500, "1004": 1900}
+"""The tone each extension's test phone sends (the ``phones`` fixture)."""
+
 
 def tone_wav(path: Path, hz: int) -> Path:
     t = np.arange(8000 * 4) / 8000

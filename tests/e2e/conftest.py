@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from .peers import HotlineProcess, free_port, write_site
+from .audio import TONES, tone_wav
+from .peers import HotlineProcess, PjPhone, free_port, write_site
 
 SITE = """
 [server]
@@ -81,4 +82,22 @@ def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
 
     yield make
     for p in started:
+        p.stop()
+
+
+@pytest.fixture
+def phones(tmp_path: Path) -> Iterator[Callable[..., PjPhone]]:
+    made: list[PjPhone] = []
+
+    def make(server: HotlineProcess, user: str, answer_after: float = 0.0) -> PjPhone:
+        p = PjPhone(tmp_path / f"phone-{user}-{len(made)}", user, f"pw-{user}-secret",
+                    server.sip_port, tone_wav(tmp_path / f"tone-{user}.wav", TONES[user]),
+                    answer_after=answer_after)
+        made.append(p)
+        ev = p.wait(event="registered", timeout=10)
+        assert ev["code"] == 200, (ev, server.log()[-3000:])
+        return p
+
+    yield make
+    for p in made:
         p.stop()

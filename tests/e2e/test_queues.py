@@ -12,12 +12,12 @@ import sqlite3
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from .audio import hears, hears_during, tone_wav
+from .audio import TONES, hears
 from .peers import (
     HotlineProcess,
     PjPhone,
@@ -26,11 +26,9 @@ from .peers import (
     server_bye,
     start_sipp,
 )
-from .test_call_features import _Api
 
 pytestmark = pytest.mark.e2e
 
-TONES = {"1001": 700, "1002": 1100, "1003": 1500, "1004": 1900}
 
 AGENTS = """
 [[agents]]
@@ -55,24 +53,6 @@ def _queue(name: str, **keys: object) -> str:
 
 def _route(number: str, target: str, priority: int = 0) -> str:
     return f'[[routes]]\nmatch = "{number}"\nto = "{target}"\npriority = {priority}\n'
-
-
-@pytest.fixture
-def phones(tmp_path: Path) -> Iterator[Callable[..., PjPhone]]:
-    made: list[PjPhone] = []
-
-    def make(server: HotlineProcess, user: str, answer_after: float = 0.0) -> PjPhone:
-        p = PjPhone(tmp_path / f"phone-{user}-{len(made)}", user, f"pw-{user}-secret",
-                    server.sip_port, tone_wav(tmp_path / f"tone-{user}.wav", TONES[user]),
-                    answer_after=answer_after)
-        made.append(p)
-        ev = p.wait(event="registered", timeout=10)
-        assert ev["code"] == 200, (ev, server.log()[-3000:])
-        return p
-
-    yield make
-    for p in made:
-        p.stop()
 
 
 def _dial(server: HotlineProcess, phone: PjPhone, number: str, call: int) -> None:
@@ -194,76 +174,6 @@ def test_ring_no_answer_sets_not_ready_and_the_next_agent_gets_the_caller(
     last = _db(server, "SELECT state, reason FROM agent_states WHERE agent = '1001' "
                        "ORDER BY id DESC LIMIT 1")
     assert last == [("not_ready", "ring-no-answer")]
-
-
-def test_supervisor_listens_whispers_and_barges_heard_only_by_whom_they_should(
-        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
-    """Caller 1003 (1500 Hz) talks to agent 1001 (700 Hz) from the queue. Supervisor 1004
-    (1900 Hz, permission "supervise") dials *601001: it hears both, neither hears it.
-    DTMF 5 (whisper): the agent hears it, the caller does not. DTMF 6 (barge): both do.
-    DTMF 7 (take over): the agent is released, the caller stays with the supervisor.
-    Read from each phone's audio."""
-    site = AGENTS.replace('password = "pw-1004-secret"',
-                          'password = "pw-1004-secret"\npermissions = ["supervise"]')
-    server = hotline_factory(site + _queue("support", agents=["1001"], wrapup=0),
-                             routes_first=_route("200", "queue:support"))
-    agent, sup, caller = phones(server, "1001"), phones(server, "1004"), phones(server, "1003")
-    _feature(server, agent, "*50", 0)
-    caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
-    caller.wait(event="media", call=0, status="active", timeout=10)
-    t_caller = time.monotonic()
-    agent.wait(event="media", call=1, status="active", timeout=10)
-    t_agent = time.monotonic()
-    time.sleep(1.0)
-    sup.send("call", uri=f"sip:*601001@127.0.0.1:{server.sip_port}")
-    sup.wait(event="media", call=0, status="active", timeout=10)
-    t_sup = time.monotonic()
-    time.sleep(3.0)
-    t_whisper = time.monotonic()
-    sup.send("dtmf", call=0, digits="5")
-    time.sleep(3.0)
-    t_barge = time.monotonic()
-    sup.send("dtmf", call=0, digits="6")
-    time.sleep(3.0)
-    t_end = time.monotonic()
-    sup.send("dtmf", call=0, digits="7")  # take over: the agent leaves, the caller stays
-    agent.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
-    time.sleep(2.5)
-    t_over = time.monotonic()
-    assert not caller.has(event="state", call=0, state="DISCONNECTED")
-    caller.send("hangup", call=0)
-    caller.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
-    sup.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
-    for p in (agent, sup, caller):
-        p.stop()
-    s_hz = TONES["1004"]
-    # After the take-over the caller talks with the supervisor alone.
-    assert hears_during(caller.recording(0), s_hz, t_end - t_caller + 1.0,
-                        t_over - t_caller - 0.4)
-    assert not hears_during(caller.recording(0), TONES["1001"], t_end - t_caller + 1.0,
-                            t_over - t_caller - 0.4)
-    rows = _queue_log(server, until="TRANSFER")
-    transfer = next(r for r in rows if r[0] == "TRANSFER")
-    assert transfer[1:4] == ("1001", "support", "takeover:1004"), rows
-
-    def window(t0: float, a: float, b: float) -> tuple[float, float]:
-        return a - t0 + 0.6, b - t0 - 0.4  # margins for signalling and jitter
-
-    # Listen: the supervisor hears both; nobody hears the supervisor.
-    assert hears_during(sup.recording(0), TONES["1001"], *window(t_sup, t_sup, t_whisper))
-    assert hears_during(sup.recording(0), TONES["1003"], *window(t_sup, t_sup, t_whisper))
-    assert not hears_during(caller.recording(0), s_hz, *window(t_caller, t_sup, t_whisper))
-    assert not hears_during(agent.recording(1), s_hz, *window(t_agent, t_sup, t_whisper))
-    # Whisper: the agent hears the supervisor, the caller does not.
-    assert hears_during(agent.recording(1), s_hz, *window(t_agent, t_whisper, t_barge))
-    assert not hears_during(caller.recording(0), s_hz, *window(t_caller, t_whisper, t_barge))
-    assert hears_during(caller.recording(0), TONES["1001"],
-                        *window(t_caller, t_whisper, t_barge))
-    # Barge: both hear the supervisor.
-    assert hears_during(agent.recording(1), s_hz, *window(t_agent, t_barge, t_end))
-    assert hears_during(caller.recording(0), s_hz, *window(t_caller, t_barge, t_end))
-    log = server.log()
-    assert "event=supervise " in log and "mode=whisper" in log and "mode=barge" in log
 
 
 PCAPS = Path("/usr/share/sip-tester")
@@ -410,57 +320,6 @@ def test_agents_stay_logged_in_across_a_crash(
     assert after[:3] == [("ready", ""), ("ringing", ""), ("on_call", "")], states
 
 
-def test_supervisor_from_the_api_rings_their_phone_switches_mode_and_disconnects(
-        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
-    """A supervisor logged into the web API starts listening to agent 1001's call on
-    extension 1004's phone, switches to barge, then force-disconnects the call. The agent
-    sees no supervisor leg in GET /api/calls; every action is in the audit table."""
-    server = hotline_factory(
-        AGENTS + _queue("support", agents=["1001"], wrapup=0)
-        + '\n[[users]]\nname = "boss"\npassword = "boss-secret-1"\nrole = "supervisor"\n',
-        routes_first=_route("200", "queue:support"))
-    agent, sup, caller = phones(server, "1001"), phones(server, "1004"), phones(server, "1003")
-    _feature(server, agent, "*50", 0)
-    caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
-    caller.wait(event="media", call=0, status="active", timeout=10)
-    t_caller = time.monotonic()
-    _until(agent, event="state", call=1, state="CONFIRMED")
-    port = server.http_port  # type: ignore[attr-defined]
-    boss = _Api(port, "boss", "boss-secret-1")
-    (call,) = boss.get("/api/calls")["calls"]  # type: ignore[misc]
-    boss.post(f"/api/calls/{call['id']}/supervise",
-              {"agent": "1001", "phone": "1004", "mode": "listen"})
-    sup.wait(event="media", call=0, status="active", timeout=10)
-    t_listen = time.monotonic()
-    legs = boss.get("/api/calls")["calls"][0]["legs"]  # type: ignore[index]
-    assert {"listen"} == {x.get("monitor") for x in legs if x.get("monitor")}, legs
-    seen_by_agent = _Api(port, "1001", "pw-1001-secret").get("/api/calls")["calls"]
-    assert all("monitor" not in x for x in seen_by_agent[0]["legs"]), seen_by_agent  # type: ignore[index]
-    assert len(seen_by_agent[0]["legs"]) == 2  # type: ignore[index]
-    time.sleep(3.0)
-    t_barge = time.monotonic()
-    boss.post(f"/api/calls/{call['id']}/supervise",
-              {"agent": "1001", "phone": "1004", "mode": "barge"})
-    time.sleep(3.0)
-    t_end = time.monotonic()
-    boss.post(f"/api/calls/{call['id']}/hangup", {})
-    for p in (caller, agent, sup):
-        _until(p, event="state", call=1 if p is agent else 0, state="DISCONNECTED")
-        p.stop()
-    s_hz = TONES["1004"]
-    assert hears_during(sup.recording(0), TONES["1003"], 0.6, t_barge - t_listen - 0.4)
-    assert not hears_during(caller.recording(0), s_hz, t_listen - t_caller + 0.6,
-                            t_barge - t_caller - 0.4)
-    assert hears_during(caller.recording(0), s_hz, t_barge - t_caller + 0.6,
-                        t_end - t_caller - 0.4)
-    audit = _db(server, "SELECT actor, action, target FROM audit ORDER BY id")
-    assert [a for a in audit if a[0] == "boss"] == [
-        ("boss", "supervise:listen", "1001"), ("boss", "supervise:barge", "1001"),
-        ("boss", "force_disconnect", "1003,1001,1004")], audit
-    # The supervising phone's own actions are kept too (as for *6x from a phone).
-    assert ("1004", "supervise:barge", "1001") in audit
-
-
 def test_ring_all_rings_every_ready_agent_and_the_first_to_answer_takes_it(
         hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
     """ring-all: both ready agents ring; 1001 answers first, 1002's ring is CANCELled and
@@ -547,3 +406,30 @@ def test_skills_prefers_the_higher_level_and_sticky_the_last_agent(
     rows = _queue_log(server, until="COMPLETECALLER")
     connects = [(r[2], r[1]) for r in rows if r[0] == "CONNECT"]
     assert connects == [("sk", "1004"), ("st", "1003"), ("st", "1003")], rows
+
+
+def test_max_wait_overflows_to_another_queue_whose_agent_answers(
+        hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone]) -> None:
+    """Queue "front" has nobody ready; after max_wait (2 s) the caller overflows to queue
+    "back", where 1002 is ready and answers. One contact: one CDR naming the agent."""
+    server = hotline_factory(
+        AGENTS + _queue("front", agents=["1001"], max_wait=2, overflow="queue:back",
+                        wrapup=0)
+        + _queue("back", agents=["1002"], wrapup=0),
+        routes_first=_route("210", "queue:front"))
+    agent = phones(server, "1002")
+    _feature(server, agent, "*50", 0)
+    caller = phones(server, "1003")
+    _dial(server, caller, "210", 0)
+    _until(agent, event="state", call=1, state="CONFIRMED")
+    time.sleep(1.0)
+    caller.send("hangup", call=0)
+    _until(agent, event="state", call=1, state="DISCONNECTED")
+    rows = _queue_log(server, until="COMPLETECALLER")
+    events = [(r[2], r[0]) for r in rows if r[0] not in ("ADDMEMBER", "PAUSE", "UNPAUSE")]
+    assert events == [("front", "ENTERQUEUE"), ("front", "EXITWITHTIMEOUT"),
+                      ("back", "ENTERQUEUE"), ("back", "CONNECT"),
+                      ("back", "COMPLETECALLER")], rows
+    time.sleep(0.5)
+    cdr = _db(server, "SELECT queue, agent FROM cdr WHERE leg = 'caller' AND callee = '210'")
+    assert cdr == [("back", "1002")], cdr
