@@ -122,14 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     fmt = export.add_mutually_exclusive_group(required=True)
     fmt.add_argument("--csv", action="store_true", help="CSV with a header row")
     fmt.add_argument("--jsonl", action="store_true", help="one JSON object per line")
-    export.add_argument("--config", type=Path, metavar="FILE", help="take data_dir from here")
-    export.add_argument("--data-dir", type=Path, metavar="DIR", help="where hotline.db is")
-    export.add_argument(
-        "--since",
-        type=_since,
-        metavar="DATE",
-        help="only calls started at or after DATE (ISO 8601; site/local time if no offset)",
-    )
+    _database_arguments(export, "only calls started at or after DATE")
     export.set_defaults(handler=_cdr_export)
 
     queuelog = sub.add_parser("queuelog", help="the ACD queue log")
@@ -153,15 +146,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _acd_window_arguments(parser: argparse.ArgumentParser) -> None:
+def _database_arguments(parser: argparse.ArgumentParser, since: str) -> None:
+    """``--config``, ``--data-dir`` and ``--since`` of the commands that read hotline.db."""
     parser.add_argument("--config", type=Path, metavar="FILE", help="take data_dir from here")
     parser.add_argument("--data-dir", type=Path, metavar="DIR", help="where hotline.db is")
-    parser.add_argument(
-        "--since",
-        type=_since,
-        metavar="DATE",
-        help="from DATE on (ISO 8601; site/local time if no offset)",
-    )
+    parser.add_argument("--since", type=_since, metavar="DATE",
+                        help=f"{since} (ISO 8601; site/local time if no offset)")
+
+
+def _acd_window_arguments(parser: argparse.ArgumentParser) -> None:
+    _database_arguments(parser, "from DATE on")
     parser.add_argument(
         "--until", type=_since, metavar="DATE", help="up to (not including) DATE, same format"
     )
