@@ -587,15 +587,11 @@ class CallControl:
             return None
         if mode not in supervision.MODES:
             return f"extension {phone} is not supervising this call"
-        bindings = self.registrar.lookup(phone, now)
+        contact = self.phone_contact(phone, now)
         a = call.legs[0] if call.legs else None
-        if not bindings or a is None or not self._live(a):
+        if contact is None or a is None or not self._live(a):
             return f"extension {phone} is not registered"
-        b = bindings[0]
-        uri = SipUri.parse(b.uri)
-        src = b.source
-        peer = (Peer(src.transport, src.ip, src.port) if src is not None
-                else Peer(uri.transport, uri.host_bare, uri.port or 5060))
+        peer, uri = contact
         CallLogAdapter(logger, call.id).info("supervise_request", extra={
             "supervisor": phone, "agent": agent, "mode": mode, "by": actor})
         self._spawn(self._dial(call, a, peer, uri, call.caller, user=phone,
@@ -931,17 +927,25 @@ class CallControl:
                          status=status)
         return True
 
-    def _dial_agent(self, call: Call, a: Leg, agent_id: str, now: float) -> None:
-        bindings = self.registrar.lookup(agent_id, now)
+    def phone_contact(self, extension: str, now: float) -> tuple[Peer, SipUri] | None:
+        """Where extension's phone is registered (its first binding), or None."""
+        bindings = self.registrar.lookup(extension, now)
         if not bindings:
-            self._dial_failed(a, 480, now)
-            return
+            return None
         b = bindings[0]
         uri = SipUri.parse(b.uri)
         src = b.source
         # RFC 5626-lite: reach the phone where its REGISTER came from (NAT-safe).
         peer = (Peer(src.transport, src.ip, src.port) if src is not None
                 else Peer(uri.transport, uri.host_bare, uri.port or 5060))
+        return peer, uri
+
+    def _dial_agent(self, call: Call, a: Leg, agent_id: str, now: float) -> None:
+        contact = self.phone_contact(agent_id, now)
+        if contact is None:
+            self._dial_failed(a, 480, now)
+            return
+        peer, uri = contact
         self._spawn(self._dial(call, a, peer, uri, call.caller, user=agent_id))
 
     async def _dial(self, call: Call, a: Leg | None, peer: Peer, uri: SipUri, caller: str,

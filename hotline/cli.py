@@ -273,18 +273,8 @@ def _dtmf(args: argparse.Namespace) -> int:
 def _cdr_export(args: argparse.Namespace) -> int:
     from hotline.storage import CDR_COLUMNS, Storage, StorageError
 
-    tz: ZoneInfo | None = None
-    data_dir = DEFAULT_DATA_DIR
-    if args.config is not None:
-        config = load_config(args.config, require_secrets=False)
-        data_dir = config.server.data_dir
-        if config.server.timezone:
-            tz = ZoneInfo(config.server.timezone)
-    if args.data_dir is not None:
-        data_dir = args.data_dir
-    since: datetime | None = args.since
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=tz) if tz is not None else since.astimezone()
+    data_dir, _config, tz = _database_source(args)
+    since = _aware(args.since, tz)
     try:
         storage = Storage.open(data_dir, create=False)
     except StorageError as exc:
@@ -320,6 +310,17 @@ def _acd_window(
     args: argparse.Namespace,
 ) -> tuple[Path, SiteConfig | None, ZoneInfo | None, float | None, float | None]:
     """data_dir, config, time zone and the --since/--until epochs, as ``cdr export``."""
+    data_dir, config, tz = _database_source(args)
+    bounds = [None if when is None else when.timestamp()
+              for when in (_aware(args.since, tz), _aware(args.until, tz))]
+    return data_dir, config, tz, bounds[0], bounds[1]
+
+
+def _database_source(
+    args: argparse.Namespace,
+) -> tuple[Path, SiteConfig | None, ZoneInfo | None]:
+    """The data dir (``--data-dir``, else the ``--config`` site's, else the default), the
+    site and its time zone, for the commands that read hotline.db."""
     tz: ZoneInfo | None = None
     data_dir = DEFAULT_DATA_DIR
     config: SiteConfig | None = None
@@ -330,12 +331,14 @@ def _acd_window(
             tz = ZoneInfo(config.server.timezone)
     if args.data_dir is not None:
         data_dir = args.data_dir
-    bounds: list[float | None] = []
-    for when in (args.since, args.until):
-        if when is not None and when.tzinfo is None:
-            when = when.replace(tzinfo=tz) if tz is not None else when.astimezone()
-        bounds.append(None if when is None else when.timestamp())
-    return data_dir, config, tz, bounds[0], bounds[1]
+    return data_dir, config, tz
+
+
+def _aware(when: datetime | None, tz: ZoneInfo | None) -> datetime | None:
+    """A --since/--until date without offset is in the site's zone (else the machine's)."""
+    if when is not None and when.tzinfo is None:
+        return when.replace(tzinfo=tz) if tz is not None else when.astimezone()
+    return when
 
 
 def _queuelog_export(args: argparse.Namespace) -> int:

@@ -192,18 +192,12 @@ class QueueCalls:
 
     def _agent_contact(self, ev: CallOffered, now: float) -> tuple[Peer, SipUri] | None:
         """Where the agent's phone is registered; None (a refusal for the engine) if not."""
-        bindings = self.cc.registrar.lookup(ev.agent, now)
-        if not bindings:
+        contact = self.cc.phone_contact(ev.agent, now)
+        if contact is None:
             CallLogAdapter(logger, ev.call_id.split(";")[0]).info(
                 "agent_unreachable", extra={"agent": ev.agent, "queue": ev.queue})
             self.acd.call(self.acd.engine.rejected, ev.call_id, ev.agent, now)
-            return None
-        b = bindings[0]
-        uri = SipUri.parse(b.uri)
-        src = b.source
-        peer = (Peer(src.transport, src.ip, src.port) if src is not None
-                else Peer(uri.transport, uri.host_bare, uri.port or 5060))
-        return peer, uri
+        return contact
 
     # -- callbacks -----------------------------------------------------------------
     def _offer_callback(self, ev: CallOffered, now: float) -> None:
