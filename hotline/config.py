@@ -445,9 +445,7 @@ class QueueConfig:
 
     def is_open(self, when: datetime) -> bool:
         """Tell whether the queue is within its business hours at local time ``when``."""
-        if self.days and when.weekday() not in self.days:
-            return False
-        return _in_window(self.hours, when)
+        return _in_window(self.hours, when, self.days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -596,9 +594,12 @@ class IvrSetStep:
     next: IvrNext
 
 
-def _in_window(window: tuple[dtime, dtime] | None, when: datetime) -> bool:
-    """Whether local time ``when`` is inside ``window`` (None: always); an end before
-    the start wraps past midnight."""
+def _in_window(window: tuple[dtime, dtime] | None, when: datetime,
+               days: frozenset[int] = frozenset()) -> bool:
+    """Whether local time ``when`` is on one of ``days`` (empty: any day) and inside
+    ``window`` (None: always); an end before the start wraps past midnight."""
+    if days and when.weekday() not in days:
+        return False
     if window is None:
         return True
     start, end = window
@@ -620,14 +621,12 @@ class IvrTimeCase:
 
     def matches(self, when: datetime) -> bool:
         """Tell whether local time ``when`` satisfies this case."""
-        if self.days and when.weekday() not in self.days:
-            return False
         if self.dates and not (
             (when.year, when.month, when.day) in self.dates
             or (0, when.month, when.day) in self.dates
         ):
             return False
-        return _in_window(self.time, when)
+        return _in_window(self.time, when, self.days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -813,9 +812,7 @@ class RouteConfig:
         if self.permission is not None and (
                 extension is None or self.permission not in extension.permissions):
             return False
-        if self.days and when.weekday() not in self.days:
-            return False
-        return _in_window(self.time, when)
+        return _in_window(self.time, when, self.days)
 
 
 @dataclass(frozen=True, slots=True)
