@@ -419,7 +419,8 @@ class HotlineServer:
     def _restore_agents(self, now: float) -> None:
         """Agents logged in when the server stopped (or crashed) come back logged in,
         like Asterisk's persistent members: ready if they were ready or busy (their
-        calls ended with the server), else not ready with the same reason."""
+        calls ended with the server), else not ready with the same reason. Reads today's
+        history once, for both this and the live statistics (:attr:`AcdService.stats`)."""
         acd = self.calls.acd
         wall_now = now + self._wall_offset
         try:
