@@ -28,12 +28,13 @@ run: compile
 	$(BIN)/hotline serve
 
 # Test peers come from Debian: sipp (sip-tester), baresip, sipvicious (svwar/svcrack scans),
-# spandsp (benchmark anchor), espeak-ng, sox.
+# spandsp (benchmark anchor), espeak-ng, sox, chromium (the browser pages, driven by the
+# Python playwright package from the test extra, which never downloads a browser).
 peers:
 	@if ! command -v sipp >/dev/null || ! command -v baresip >/dev/null || ! command -v espeak-ng >/dev/null \
-	   || ! command -v svwar >/dev/null || [ ! -f /usr/include/spandsp.h ]; then \
+	   || ! command -v svwar >/dev/null || [ ! -f /usr/include/spandsp.h ] || [ ! -x /usr/bin/chromium ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		  sip-tester baresip sipvicious libspandsp-dev espeak-ng sox >/dev/null; \
+		  sip-tester baresip sipvicious libspandsp-dev espeak-ng sox chromium >/dev/null; \
 	fi
 
 # Unit tests one at a time (some measure timing); the end-to-end tests, which mostly wait

@@ -37,8 +37,9 @@ the agent state changes and keep their fractions.
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta, tzinfo
 from datetime import time as dtime
@@ -55,8 +56,11 @@ __all__ = [
     "IntervalReport",
     "QueueStats",
     "QueueTargets",
+    "StoredAcdEvents",
     "bucket_bounds",
     "bucket_of",
+    "report_csv_rows",
+    "stored_report",
 ]
 
 INTERVALS: dict[str, int] = {"15m": 900, "hour": 3600, "day": 86400}
@@ -755,3 +759,106 @@ def _spread(bounds: list[float], aacc: list[dict[str, Any]],
                 nr = acc["not_ready_time"]
                 nr[reason] = nr.get(reason, 0.0) + overlap
         i += 1
+
+
+# -- reports from storage ---------------------------------------------------------------
+
+
+class StoredAcdEvents(Protocol):
+    """Where reports read the ACD's history: :class:`hotline.storage.Storage` (times in
+    Unix seconds, each stream in time order)."""
+
+    def agent_states_at(self, when: float) -> Sequence[AgentStateChanged]: ...
+
+    def agent_states_since(self, since: float | None,
+                           until: float | None = None) -> Sequence[AgentStateChanged]: ...
+
+    def queue_log_since(self, since: float | None,
+                        until: float | None = None) -> Sequence[QueueEvent]: ...
+
+
+def stored_report(history: StoredAcdEvents, stats: AcdStats, since: float | None,
+                  until: float | None, interval: str | None = None, *,
+                  tz: tzinfo | None = None, now: float) -> list[IntervalReport]:
+    """The report of ``hotline report`` and ``GET /api/reports``: ``stats`` fed from
+    storage, cut into the buckets of ``[since, until)``.
+
+    Agents' states at ``since`` are read first, so an agent logged in before counts from
+    its first second. Events are read from ``since`` on without an upper bound: a call
+    that entered before ``until`` is followed to its end even if it comes later.
+
+    :param stats: a fresh accumulator with the site's thresholds
+        (:meth:`AcdStats.for_queues`).
+    :param since: Unix seconds; None starts at the first stored event (at the start of
+        its bucket with an ``interval``).
+    :param until: Unix seconds; None ends with the last event fed (at the end of its
+        bucket with an ``interval``).
+    :param interval: a key of :data:`INTERVALS`, or None for one row for the period.
+    :param tz: the site's zone, where buckets start.
+    :param now: the wall clock (Unix seconds): agents' current states count up to the
+        earlier of ``now`` and ``until``.
+    :returns: the buckets, or ``[]`` when the period is empty or nothing is stored.
+    :raises ValueError: for an unknown interval.
+    """
+    if interval is not None and interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {', '.join(INTERVALS)}, got {interval!r}")
+    if since is not None:
+        stats.feed_all(history.agent_states_at(since))
+    states = history.agent_states_since(since)
+    events = history.queue_log_since(since)
+    stats.feed_all(states)
+    stats.feed_all(events)
+    if since is None:
+        firsts = [x[0].at for x in (states, events) if x]
+        if not firsts:
+            return []  # nothing recorded
+        first = min(firsts)
+        since = first if interval is None else bucket_of(first, interval, tz)[0]
+    if until is None:
+        latest = stats.latest
+        if latest is None or latest < since:
+            return []
+        until = (math.nextafter(latest, math.inf) if interval is None
+                 else bucket_of(latest, interval, tz)[1])
+    if until <= since:
+        return []
+    return stats.report(since, until, interval, tz=tz, now=min(until, now))
+
+
+_AGENT_CSV_EXTRA = ("logged_in", "staffed", "busy", "occupancy", "aht")
+
+
+def report_csv_rows(rows: Iterable[IntervalReport], *, agents: bool = False,
+                    tz: tzinfo | None = None) -> Iterator[list[Any]]:
+    """The rows of ``hotline report --csv``, the header row first (for ``csv.writer``).
+
+    Queues: every field and rate of :meth:`QueueStats.to_json`, one row per queue and
+    bucket. Agents: the :class:`AgentStats` fields, ``time_<state>`` for each of
+    :data:`AGENT_STATES` and the derived figures. ``start`` and ``end`` are ISO 8601
+    with ``tz``'s offset (seconds); None is an empty cell.
+    """
+    if agents:
+        head = [f.name for f in fields(AgentStats)
+                if f.name not in ("state_time", "not_ready_time")]
+        yield [*head, *(f"time_{s}" for s in AGENT_STATES), *_AGENT_CSV_EXTRA]
+        for row in rows:
+            for a in row.agents:
+                data = a.to_json()
+                yield ([_csv_cell(data[h], h, tz) for h in head]
+                       + [data["state_time"][s] for s in AGENT_STATES]
+                       + [_csv_cell(data[h], h, tz) for h in _AGENT_CSV_EXTRA])
+    else:
+        head = list(QueueStats("", 0, 0, 0, 0).to_json())
+        yield head
+        for row in rows:
+            for q in row.queues:
+                data = q.to_json()
+                yield [_csv_cell(data[h], h, tz) for h in head]
+
+
+def _csv_cell(value: Any, name: str, tz: tzinfo | None) -> Any:
+    if value is None:
+        return ""
+    if name in ("start", "end"):
+        return datetime.fromtimestamp(value, tz).astimezone(tz).isoformat(timespec="seconds")
+    return value

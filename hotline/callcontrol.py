@@ -994,6 +994,10 @@ class CallControl:
         invite.add("User-Agent", self.config.sip.user_agent)
         for name, value in extra_headers:
             invite.add(name, value)
+        if user is not None:  # our own phones: which call this is (browser phones show it)
+            invite.add("X-Hotline-Call", call.id)
+        if monitor is not None:
+            invite.add("X-Hotline-Monitor", f"{monitor[0]} {monitor[1]}")
         SessionTimerRequest.initial().apply(invite)
         invite.add("Content-Type", "application/sdp")
         invite.body = str(sdp_offer).encode()

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import os
 import sys
@@ -358,10 +357,9 @@ def _queuelog_export(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import math
     import time
 
-    from acd.stats import AcdStats, bucket_of
+    from acd.stats import AcdStats, stored_report
     from hotline.storage import Storage, StorageError
 
     data_dir, config, tz, since, until = _acd_window(args)
@@ -375,25 +373,8 @@ def _report(args: argparse.Namespace) -> int:
         return EXIT_FAILURE
     stats = AcdStats.for_queues(config.queues) if config is not None else AcdStats()
     with storage:
-        # A call counts in the interval it entered: its later events are read too.
-        if since is not None:
-            stats.feed_all(storage.agent_states_at(since))
-        states = storage.agent_states_since(since)
-        events = storage.queue_log_since(since)
-    stats.feed_all(states)
-    stats.feed_all(events)
-    firsts = [x[0].at for x in (states, events) if x]
-    if since is None:
-        if not firsts:
-            return _print_report(args, [], tz)  # nothing recorded
-        since = min(firsts) if args.interval is None else bucket_of(min(firsts), args.interval,
-                                                                     tz)[0]
-    if until is None:
-        if stats.latest is None or stats.latest < since:
-            return _print_report(args, [], tz)
-        last = math.nextafter(stats.latest, math.inf)
-        until = last if args.interval is None else bucket_of(stats.latest, args.interval, tz)[1]
-    rows = stats.report(since, until, args.interval, tz=tz, now=min(until, time.time()))
+        rows = stored_report(storage, stats, since, until, args.interval, tz=tz,
+                             now=time.time())
     return _print_report(args, rows, tz)
 
 
@@ -428,29 +409,11 @@ _AGENT_TABLE = (
 
 
 def _print_report(args: argparse.Namespace, rows: list[Any], tz: ZoneInfo | None) -> int:
-    from acd.stats import AGENT_STATES, AgentStats, QueueStats
+    from acd.stats import report_csv_rows
 
     out = sys.stdout
     if args.csv:
-        writer = csv.writer(out)
-        if args.agents:
-            extra = ("logged_in", "staffed", "busy", "occupancy", "aht")
-            head = [f.name for f in dataclasses.fields(AgentStats)
-                    if f.name not in ("state_time", "not_ready_time")]
-            writer.writerow([*head, *(f"time_{s}" for s in AGENT_STATES), *extra])
-            for row in rows:
-                for a in row.agents:
-                    data = a.to_json()
-                    writer.writerow([_report_cell(data[h], h, tz) for h in head]
-                                    + [data["state_time"][s] for s in AGENT_STATES]
-                                    + [_report_cell(data[h], h, tz) for h in extra])
-        else:
-            head = list(QueueStats("", 0, 0, 0, 0).to_json())
-            writer.writerow(head)
-            for row in rows:
-                for q in row.queues:
-                    data = q.to_json()
-                    writer.writerow([_report_cell(data[h], h, tz) for h in head])
+        csv.writer(out).writerows(report_csv_rows(rows, agents=args.agents, tz=tz))
         return EXIT_OK
     if args.agents:
         names = sorted({a.agent for row in rows for a in row.agents})
@@ -508,10 +471,3 @@ def _text_cell(value: Any, kind: str) -> str:
 def _local_time(epoch: float, tz: ZoneInfo | None) -> str:
     return datetime.fromtimestamp(epoch, tz).strftime("%Y-%m-%d %H:%M")
 
-
-def _report_cell(value: Any, name: str, tz: ZoneInfo | None) -> Any:
-    if value is None:
-        return ""
-    if name in ("start", "end"):
-        return datetime.fromtimestamp(value, tz).astimezone(tz).isoformat(timespec="seconds")
-    return value

@@ -260,8 +260,9 @@ class ServerConfig:
     )
     #: Plain HTTP (web softphone, REST, metrics); None disables it.
     http: Address | None = Address("0.0.0.0", 8080)
-    #: HTTPS (needs ``[tls]``); None disables it. Browsers need HTTPS for microphones
-    #: except on localhost.
+    #: HTTPS; None disables it. Browsers need HTTPS for microphones except on
+    #: localhost. Uses ``[tls]``, else a self-signed certificate made once in
+    #: ``DATA_DIR/tls`` (:mod:`hotline.selfsigned`).
     https: Address | None = None
     #: Inclusive RTP port range; the first is even, RTCP uses port+1.
     rtp_ports: tuple[int, int] = (20000, 29999)
@@ -464,6 +465,9 @@ class AcdConfig:
     barge_code: str = "*62"
     #: Not-ready reason codes agents choose from.
     reasons: tuple[str, ...] = ("break", "lunch", "training", "meeting", "other")
+    #: Wrap-up disposition codes an agent files a call under (``sale``, ``no_sale``...),
+    #: saved with its CDRs; empty: any short code is accepted.
+    dispositions: tuple[str, ...] = ()
 
 
 #: Where an IVR step goes next: the name of a step of the same IVR, or a :class:`Target`.
@@ -1337,9 +1341,9 @@ class _Loader:
         return cfg
 
     def tls(self, doc: _Table, server: ServerConfig) -> TlsConfig | None:
+        # HTTPS without [tls] is allowed: hotline.selfsigned makes a certificate for it.
+        # SIP over TLS is not: phones and carriers would refuse a self-signed one.
         needs = [str(x) for x in server.sip if x.transport in ("tls", "wss")]
-        if server.https is not None:
-            needs.append(f"https {server.https}")
         t = doc.table("tls", None)
         if t is not None:
             t.expect(_TLS_KEYS)
@@ -1934,7 +1938,14 @@ class _Loader:
             seen[code] = name
         reasons = t.str_list("reasons", regex=_NAME_RE, what="a reason code") or \
             defaults.reasons
-        cfg = AcdConfig(**codes, reasons=tuple(reasons))
+        dispositions = t.str_list("dispositions", regex=_NAME_RE,
+                                  what="a disposition code (letters, digits, _ . -; "
+                                       "up to 64 characters)")
+        for i, code in enumerate(dispositions):
+            if code in dispositions[:i]:
+                raise ConfigError(self.file, f"{t.key('dispositions')}[{i}]",
+                                  "a code not given twice", _show(code))
+        cfg = AcdConfig(**codes, reasons=tuple(reasons), dispositions=dispositions)
         t.done()
         return cfg
 

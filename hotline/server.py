@@ -26,11 +26,12 @@ from datetime import UTC, datetime, timedelta
 from acd.errors import AcdError
 from acd.events import AcdEvent, AgentStateChanged, QueueEvent
 from media.client import EndpointHandle, MediaError, MediaPool
-from media.events import MediaEvent, RecordingDone
+from media.events import MediaEvent, RecordingDone, WebRtcStateChanged, WorkerDied
 from sip.events import ResponseReceived, TransactionTimeout, TransportError
 from sip.registrar import SipRegistrar
 from sip.stack import SipStack
 from sip.transport import SipTransportManager
+from web_softphone.gateway import Softphones
 
 from .api import ApiServer, server_metrics
 from .callcontrol import Call, CallControl
@@ -46,6 +47,15 @@ from .voicemail_store import VoicemailStore
 logger = logging.getLogger("hotline.server")
 
 CDR_FLUSH = 0.05  # seconds between CDR batch writes
+
+
+def _loopback_or(host: str) -> str:
+    """``host``, or the loopback address of its family when it is a wildcard."""
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    if host == "::":
+        return "::1"
+    return host
 
 
 class HotlineServer:
@@ -88,8 +98,15 @@ class HotlineServer:
         self._acd_batch: list[AcdEvent] = []
         self.calls.acd.listeners.append(self._on_acd_event)
         self.calls.on_audit = self._audit
+        # Browser phones: a SIP UA on the SIP UDP listener's address (loopback for a
+        # wildcard listener); call control rings them like desk phones.
+        udp = next((x.host for x in config.server.sip if x.transport == "udp"), None)
+        passwords = {a.id: str(a.password) for a in config.agents}
+        self.softphones = (Softphones(CallMedia(self.media), self.calls.registrar, loop.time,
+                                      _loopback_or(udp), passwords.get)
+                           if udp is not None else None)
         self.api = ApiServer(config, live=server_metrics(self), calls=self.calls,
-                             recorder=self.recorder)
+                             recorder=self.recorder, softphones=self.softphones)
 
     # -- lifecycle -----------------------------------------------------------------
     async def start(self) -> None:
@@ -118,6 +135,9 @@ class HotlineServer:
                                    now, self.calls.add_via, self.config.server.external_ip)
         self.calls.trunk_select.health = self.trunks.health
         self._rearm()
+        if self.softphones is not None:
+            host, port = self.transports.local_address("udp")
+            await self.softphones.start((_loopback_or(host), port))
         await self.api.start()  # HTTP(S) last: the API reads what the steps above set up
 
     async def serve_until_stopped(self, grace: float) -> None:
@@ -148,6 +168,8 @@ class HotlineServer:
     async def close(self) -> None:
         """Close listeners and storage."""
         await self.api.close()
+        if self.softphones is not None:
+            await self.softphones.close()
         self._timer.cancel()
         self.transports.close()
         await self.transports.wait_closed()
@@ -191,6 +213,15 @@ class HotlineServer:
         self._rearm()
 
     def _on_media_event(self, event: MediaEvent) -> None:
+        phones = self.softphones
+        if phones is not None:
+            if isinstance(event, WebRtcStateChanged):
+                phone = phones.phone_for_endpoint((event.worker, event.endpoint))
+                if phone is not None:
+                    phones.rtc_state(phone, event.state)
+                    return
+            elif isinstance(event, WorkerDied):
+                phones.worker_died(event.worker)
         if isinstance(event, RecordingDone):
             if self.recorder is not None:
                 self.recorder.on_recording_done(event)

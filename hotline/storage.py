@@ -111,6 +111,10 @@ class CdrRecord:
     #: Whole seconds from answer to end.
     billsec: int
     recording_id: str | None
+    #: The agent's wrap-up disposition code (``[acd] dispositions``), once filed.
+    wrapup_code: str | None = None
+    #: The agent's wrap-up notes, once filed.
+    wrapup_notes: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -491,6 +495,18 @@ class Storage:
             f"SELECT {', '.join(CDR_COLUMNS)} FROM cdr WHERE call_id = ? ORDER BY id", (call_id,)
         )
         return [self._cdr(row) for row in rows]
+
+    def set_wrapup(self, call_id: str, code: str | None, notes: str | None) -> int:
+        """File the agent's wrap-up: set ``wrapup_code`` and ``wrapup_notes`` on every CDR
+        row of ``call_id`` (rows written later for the call inherit them, see migration
+        5). Durable, as a finished CDR.
+
+        :returns: how many rows were changed; 0 when the call has no CDR (yet).
+        """
+        with self._write(durable=True) as conn:
+            cur = conn.execute("UPDATE cdr SET wrapup_code = ?, wrapup_notes = ? "
+                               "WHERE call_id = ?", (code, notes, call_id))
+            return cur.rowcount
 
     @staticmethod
     def _cdr_values(values: Mapping[str, Any], allowed: frozenset[str]) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Why this exists: one place puts the pieces together (middlewares in order, every
 module's routes, the shared :class:`~hotline.api.state.ApiState`) and owns the
 listener lifecycle the server drives: :meth:`ApiServer.start` binds ``[server] http``
-and, with ``[tls]``, ``[server] https`` with the same certificate as SIP TLS;
+and ``[server] https`` (with the same certificate as SIP TLS, or without ``[tls]`` a
+self-signed one, :mod:`hotline.selfsigned`);
 :meth:`ApiServer.close` stops them and closes the API's database connection.
 
 Middlewares, outermost first: request counting (so every final status is counted),
@@ -24,8 +25,23 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
+from web_softphone import pages
+
 from ..config import Address, SiteConfig
-from . import agents, auth, cdrs, metrics, openapi, queues, recordings, voicemail, ws
+from ..selfsigned import ensure_certificate
+from . import (
+    agents,
+    auth,
+    cdrs,
+    metrics,
+    openapi,
+    queues,
+    recordings,
+    reports,
+    voicemail,
+    wrapup,
+    ws,
+)
 from . import calls as call_api
 from .auth import Accounts, LoginLimiter, SessionStore
 from .db import ApiDatabase
@@ -34,6 +50,8 @@ from .metrics import ApiMetrics, LiveMetrics
 from .state import STATE, ApiState
 
 if TYPE_CHECKING:
+    from web_softphone.gateway import Softphones
+
     from ..acdctl import AcdService
     from ..callcontrol import CallControl
     from ..recording import CallRecorder
@@ -74,6 +92,7 @@ def create_app(
     recorder: CallRecorder | None = None,
     acd: AcdService | None = None,
     accounts: Accounts | None = None,
+    softphones: Softphones | None = None,
 ) -> web.Application:
     """Build the API application for a site (opens its database connection).
 
@@ -98,6 +117,7 @@ def create_app(
         calls=calls,
         recorder=recorder,
         acd=acd if acd is not None else (calls.acd if calls is not None else None),
+        softphones=softphones,
     )
     app = web.Application(
         middlewares=[_count_requests, error_middleware, auth.session_middleware],
@@ -107,6 +127,8 @@ def create_app(
     app.add_routes(auth.routes())
     app.add_routes(recordings.routes())
     app.add_routes(cdrs.routes())
+    app.add_routes(wrapup.routes())
+    app.add_routes(reports.routes())
     app.add_routes(voicemail.routes())
     app.add_routes(call_api.routes())
     app.add_routes(agents.routes())
@@ -114,6 +136,7 @@ def create_app(
     app.add_routes(ws.routes())
     app.add_routes(openapi.routes())
     app.add_routes(metrics.routes())
+    app.add_routes(pages.routes())
     app.on_response_prepare.append(_security_headers)
     if state.acd is not None:
         state.stats = state.acd.stats  # today's figures, kept by the ACD service
@@ -141,11 +164,19 @@ class _AccessLogger(AbstractAccessLogger):
 
 
 def tls_context(config: SiteConfig) -> ssl.SSLContext | None:
-    """A server TLS context with the site's ``[tls]`` certificate, or None."""
-    if config.tls is None:
+    """The HTTPS listener's TLS context: the site's ``[tls]`` certificate; without
+    ``[tls]`` but with ``[server] https``, the data directory's self-signed one (made on
+    the first start, see :mod:`hotline.selfsigned`); else None."""
+    if config.tls is not None:
+        cert, key = config.tls.cert, config.tls.key
+    elif config.server.https is not None:
+        pair = ensure_certificate(config.server.data_dir, config.server.https.host,
+                                  external_ip=config.server.external_ip)
+        cert, key = pair.cert, pair.key
+    else:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+    ctx.load_cert_chain(str(cert), str(key))
     return ctx
 
 
@@ -168,8 +199,10 @@ class ApiServer:
         calls: CallControl | None = None,
         recorder: CallRecorder | None = None,
         acd: AcdService | None = None,
+        softphones: Softphones | None = None,
     ) -> None:
         self.config = config
+        self.softphones = softphones
         self.live = live
         self.calls = calls
         self.recorder = recorder
@@ -192,18 +225,19 @@ class ApiServer:
         if server.http is not None:
             listeners.append(("http", server.http, None))
         if server.https is not None:
-            ctx = tls_context(self.config)
-            if ctx is None:  # config validation requires [tls]; be safe anyway
-                logger.warning("https_without_tls", extra={"listener": str(server.https)})
-            else:
-                listeners.append(("https", server.https, ctx))
+            # Off the loop: a first start makes a key and asks netlink for addresses.
+            ctx = await asyncio.get_running_loop().run_in_executor(
+                None, tls_context, self.config)
+            assert ctx is not None  # [tls], else a self-signed certificate
+            listeners.append(("https", server.https, ctx))
         if not listeners:
             return []
         # Hashing every password takes a while (scrypt): off the loop, SIP goes on.
         accounts = await asyncio.get_running_loop().run_in_executor(
             None, Accounts, self.config)
         self.app = create_app(self.config, live=self.live, clock=self.clock, calls=self.calls,
-                              recorder=self.recorder, acd=self.acd, accounts=accounts)
+                              recorder=self.recorder, acd=self.acd, accounts=accounts,
+                              softphones=self.softphones)
         runner = web.AppRunner(self.app, access_log_class=_AccessLogger,
                                access_log=logging.getLogger("hotline.api.access"),
                                shutdown_timeout=SHUTDOWN_TIMEOUT)

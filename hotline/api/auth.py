@@ -84,7 +84,9 @@ MAX_SESSIONS = 10000
 #: Bound on live sessions of one login (its oldest goes first).
 MAX_SESSIONS_PER_LOGIN = 32
 #: Endpoints that need no session (DESIGN.md, "Interfaces"; the API description).
-PUBLIC_PATHS = frozenset({"/api/login", "/metrics", "/api/openapi.json"})
+PUBLIC_PATHS = frozenset({"/api/login", "/metrics", "/api/openapi.json", "/", "/supervisor"})
+#: Path prefix of the pages' static files (no data in them; the pages log in themselves).
+PUBLIC_PREFIX = "/static/"
 #: Methods that change nothing, so need no cross-site check.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: scrypt cost (RFC 7914): N = 2**14, r = 8, p = 1 is 16 MiB and about 60 ms per hash,
@@ -365,7 +367,7 @@ async def session_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Refuse cross-site writes; require a live session outside :data:`PUBLIC_PATHS`."""
     if request.method not in _SAFE_METHODS and not same_origin(request):
         raise ApiError(403, "cross-origin request refused")
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.path.startswith(PUBLIC_PREFIX):
         return await handler(request)
     token = request.cookies.get(COOKIE)
     session = request.app[STATE].sessions.get(token) if token else None

@@ -6,6 +6,9 @@ same cell format (empty for NULL, ISO 8601 times with milliseconds), the same ro
 (start time, then id), and ``since`` read the same way. JSON rows are the objects
 ``hotline cdr export --jsonl`` prints (NULL as ``null``).
 
+The columns include the agent's wrap-up (``wrapup_code``, ``wrapup_notes``), filed with
+``POST /api/cdrs/{call_id}/wrapup`` (:mod:`hotline.api.wrapup`).
+
 Scope: a CDR is visible when its ``agent`` is in the login's scope; CDRs without an
 agent (IVR-only, abandoned, trunk-to-trunk calls) only to logins that see everything.
 """
@@ -26,7 +29,7 @@ from .errors import ApiError
 from .params import page, text, when
 from .state import STATE
 
-__all__ = ["cdr_cell", "cdr_json", "csv_chunks", "routes", "select_cdrs"]
+__all__ = ["cdr_cell", "cdr_json", "csv_chunks", "routes", "select_cdrs", "wants_csv"]
 
 #: CSV rows written per chunk of a streamed export.
 CSV_CHUNK_ROWS = 500
@@ -100,7 +103,7 @@ def csv_chunks(records: Sequence[CdrRecord], rows: int = CSV_CHUNK_ROWS) -> Iter
     yield buf.getvalue()
 
 
-def _wants_csv(request: web.Request) -> bool:
+def wants_csv(request: web.Request) -> bool:
     fmt = request.query.get("format")
     if fmt is not None:
         if fmt not in FORMATS:
@@ -115,7 +118,7 @@ async def list_cdrs(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     who = principal(request)
     query = request.query
-    csv_out = _wants_csv(request)
+    csv_out = wants_csv(request)
     pg = page(query)
     agent = text(query, "agent")
     if agent is not None and not who.sees_agent(agent):

@@ -138,6 +138,33 @@ def _schemas() -> dict[str, Any]:
         }, ["id", "call_id", "state"]),
         "Cdr": {"type": "object", "additionalProperties": True,
                 "description": "Every column of the cdr table (hotline cdr export --jsonl)."},
+        "Wrapup": _obj({
+            "code": {"type": ["string", "null"],
+                     "description": "One of [acd] dispositions (required when that list is "
+                                    "set); else free text, at most 64 characters."},
+            "notes": {"type": ["string", "null"], "maxLength": 2000},
+        }),
+        "QueueReport": {
+            "type": "object", "additionalProperties": True,
+            "description": "acd.stats.QueueStats.to_json() for one queue and interval: "
+                           "queue, start, end (ISO 8601 UTC), service_level and "
+                           "short_abandon (the thresholds, seconds), offered, answered, "
+                           "answered_in_sl, abandoned, short_abandoned, timed_out, "
+                           "exited_key, exited_empty, waiting, ..., and the rates sl, sl2, "
+                           "asa, abandon_rate, aht... (null when their denominator is 0).",
+            "properties": {"queue": {"type": "string"}, "start": _TIME, "end": _TIME,
+                           "offered": {"type": "integer"}, "answered": {"type": "integer"},
+                           "abandoned": {"type": "integer"},
+                           "sl": {"type": ["number", "null"]},
+                           "asa": {"type": ["number", "null"]},
+                           "aht": {"type": ["number", "null"]}}},
+        "AgentReport": {
+            "type": "object", "additionalProperties": True,
+            "description": "acd.stats.AgentStats.to_json() for one agent and interval "
+                           "(agents=1): agent, start, end, state_time, not_ready_time, "
+                           "answered, handled, ..., logged_in, staffed, busy, occupancy, "
+                           "aht.",
+            "properties": {"agent": {"type": "string"}, "start": _TIME, "end": _TIME}},
         "VoicemailBox": _obj({"box": {"type": "string"}, "declared": {"type": "boolean"},
                               "new": {"type": "integer"}, "total": {"type": "integer"}}),
         "VoicemailMessage": _obj({
@@ -271,6 +298,40 @@ def _paths() -> dict[str, Any]:
             tag="cdrs", params=[*_WINDOW, *_FILTERS, *_PAGING,
                                 _query("format", "json (default) or csv.",
                                        {"type": "string", "enum": ["json", "csv"]})])},
+        "/api/cdrs/{call_id}/wrapup": {"post": _op(
+            "File the call's wrap-up: disposition code and notes, saved on its CDRs",
+            {"200": _json(_obj({"call_id": {"type": "string"}, "code": _STR_NULL,
+                                "notes": _STR_NULL,
+                                "cdrs": {"type": "array", "items": _ref("Cdr")}})),
+             **_errors(400, 403, 404, 415)},
+            tag="cdrs", params=[call_id], body=_body(_ref("Wrapup")),
+            description="The agent who handled the call, or supervisors and admins whose "
+                        "scope holds one of its agents. Saving again replaces the "
+                        "wrap-up.")},
+        "/api/reports": {"get": _op(
+            "Service level, ASA, AHT... per queue (or agent) and interval, as hotline "
+            "report",
+            {"200": {"description": "The report, or its CSV (hotline report --csv).",
+                     "content": {_JSON: {"schema": _obj({
+                         "interval": {"type": ["string", "null"]},
+                         "since": _TIME, "until": _TIME, "agents": {"type": "boolean"},
+                         "rows": {"type": "array", "items": {"oneOf": [
+                             _ref("QueueReport"), _ref("AgentReport")]}}})},
+                         "text/csv": {"schema": {"type": "string"}}}},
+             **_errors(400, 403)},
+            tag="reports", params=[
+                _query("interval", "15m, hour or day (local time); default one row for "
+                                   "the period.",
+                       {"type": "string", "enum": ["15m", "hour", "day"]}),
+                _query("date", "One local day, YYYY-MM-DD (not with since/until); "
+                               "default today.", {"type": "string", "format": "date"}),
+                *_WINDOW,
+                _query("agents", "1: per agent instead of per queue.",
+                       {"type": "string", "enum": ["0", "1"]}),
+                _query("format", "json (default) or csv.",
+                       {"type": "string", "enum": ["json", "csv"]})],
+            description="Supervisors and admins (agents get 403); a supervisor sees the "
+                        "queues and agents of its teams.")},
         "/api/voicemail": {"get": _op(
             "Voicemail boxes (supervisors and admins)",
             {"200": _json(_obj({"boxes": {"type": "array", "items": _ref("VoicemailBox")}}))},

@@ -18,6 +18,7 @@ from ..config import SiteConfig
 
 if TYPE_CHECKING:
     from acd.stats import AcdStats
+    from web_softphone.gateway import Softphones
 
     from ..acdctl import AcdService
     from ..callcontrol import CallControl
@@ -56,6 +57,8 @@ class ApiState:
     stats: AcdStats | None = None
     #: The WebSocket clients of ``/api/ws`` and the ACD listener feeding them.
     hub: EventHub | None = None
+    #: The browsers' phones (:mod:`web_softphone.gateway`); None without a media side.
+    softphones: Softphones | None = None
 
 
 #: The application key of :class:`ApiState`.

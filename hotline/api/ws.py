@@ -60,8 +60,11 @@ from .calls import acting_agent, supervise_call
 from .errors import ApiError
 from .queues import queue_summary, sees_queue
 from .state import STATE, ApiState
+from .wrapup import dispositions
 
 if TYPE_CHECKING:
+    from web_softphone.gateway import WebPhone
+
     from ..callcontrol import Call, CallControl, Leg
 
 __all__ = [
@@ -444,8 +447,41 @@ class EventHub:
                 raise ApiError(409, problem)
         return {"call": control.describe(call, monitors=who.role != "agent")}
 
+    def phone_command(self, client: _Client, phone: WebPhone, raw: str) -> bool:
+        """If ``raw`` is a browser-phone command (:mod:`web_softphone.signaling`), run
+        it in a task that sends the reply when done, and return True."""
+        from web_softphone.gateway import PhoneError
+        from web_softphone.signaling import PHONE_COMMANDS, run_phone_command
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            return False
+        if not isinstance(msg, dict) or msg.get("cmd") not in PHONE_COMMANDS:
+            return False
+        cid = msg.get("id")
+        if cid is not None and (isinstance(cid, bool) or not isinstance(cid, int | str)):
+            return False  # the synchronous path answers the bad id
+        phones = self.state.softphones
+        assert phones is not None
+
+        async def run() -> None:
+            try:
+                result = await run_phone_command(phones, phone, msg)
+            except PhoneError as exc:
+                self.send(client, _dump({"id": cid, "error": exc.message,
+                                         "status": exc.status}))
+            except Exception:  # noqa: BLE001 - a bug answers 500 and is logged
+                logger.exception("ws_phone_command_failed", extra={"cmd": msg.get("cmd")})
+                self.send(client, _dump({"id": cid, "error": "internal error",
+                                         "status": 500}))
+            else:
+                self.send(client, _dump({"id": cid, "ok": True, **result}))
+
+        self._spawn(run())
+        return True
+
     # -- snapshot ------------------------------------------------------------------
-    def hello(self, who: Principal) -> str:
+    def hello(self, who: Principal, phone: WebPhone | None = None) -> str:
         """The first message: the login, its agents and its queues as they are now."""
         state = self.state
         acd = acd_service(state)
@@ -460,8 +496,15 @@ class EventHub:
                        for a in sorted(engine.agents) if who.sees_agent(a)],
             "queues": [queue_summary(engine, q, now) for q in engine.queues
                        if sees_queue(who, engine, q)],
-            "commands": list(COMMANDS),
+            "commands": list(COMMANDS) + (list(_phone_commands()) if phone else []),
+            "phone": phone.status() if phone is not None else None,
+            "dispositions": dispositions(state.config),
         })
+
+
+def _phone_commands() -> tuple[str, ...]:
+    from web_softphone.signaling import PHONE_COMMANDS
+    return PHONE_COMMANDS
 
 
 def _control(state: ApiState) -> CallControl:
@@ -524,8 +567,16 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         raise ApiError(400, "expected a WebSocket upgrade")
     await ws.prepare(request)
     client = hub.add(ws, who, session_token(request))
+    phones = state.softphones
+    phone: WebPhone | None = None
+
+    def to_page(message: Mapping[str, Any]) -> None:
+        hub.send(client, _dump(message))
+
+    if phones is not None:
+        phone = phones.attach(who.login, who.role, to_page)
     try:
-        hub.send(client, hub.hello(who))
+        hub.send(client, hub.hello(who, phone))
         async for msg in ws:
             if client.closed:
                 break
@@ -533,11 +584,15 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 await hub.close(client, CLOSE_SESSION_ENDED, "session ended")
                 break
             if msg.type is WSMsgType.TEXT:
+                if phone is not None and hub.phone_command(client, phone, msg.data):
+                    continue
                 hub.send(client, hub.command(client, msg.data))
             elif msg.type is WSMsgType.BINARY:
                 hub.send(client, _dump({"id": None, "error": "expected JSON text",
                                         "status": 400}))
     finally:
+        if phones is not None and phone is not None:
+            phones.release(phone, to_page)
         await hub.remove(client)
         if not ws.closed:
             await ws.close()

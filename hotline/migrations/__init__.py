@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hotline.migrations import m0001_initial, m0002_recordings, m0003_voicemail, m0004_acd
+from hotline.migrations import (
+    m0001_initial,
+    m0002_recordings,
+    m0003_voicemail,
+    m0004_acd,
+    m0005_wrapup,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "recordings index", m0002_recordings.SQL),
     Migration(3, "voicemail messages", m0003_voicemail.SQL),
     Migration(4, "acd queue log and agent states", m0004_acd.SQL),
+    Migration(5, "wrap-up code and notes on cdr", m0005_wrapup.SQL),
 )
 #: The schema version this code writes.
 LATEST = MIGRATIONS[-1].version

@@ -344,7 +344,7 @@ def test_login_takes_username_as_the_issue_spells_it(api: Running) -> None:
 @pytest.mark.parametrize("method, path", [
     ("GET", "/api/session"), ("GET", "/api/recordings"), ("GET", "/api/recordings/x"),
     ("GET", "/api/recordings/x/audio"), ("GET", "/api/cdrs"), ("POST", "/api/logout"),
-    ("GET", "/api/no-such-thing"), ("GET", "/"),
+    ("GET", "/api/no-such-thing"), ("GET", "/no-such-page"),
 ])  # fmt: skip
 def test_every_endpoint_but_login_and_metrics_needs_a_session(
     api: Running, method: str, path: str

@@ -427,11 +427,6 @@ AGENT = '[[agents]]\nid = "1001"\nname = "A"\npassword = "a-long-password"\n'
             "server.timezone: expected an IANA time zone "
             'such as Asia/Shanghai (got "Mars/Olympus")',
         ),
-        (
-            '[server]\nhttps = "0.0.0.0:8443"\n',
-            "tls: expected a [tls] section with cert and key, "
-            "because of https 0.0.0.0:8443 (got no [tls] section)",
-        ),
         ('[tls]\ncert = "x.pem"\nkey = "x.key"\n', None),  # checked below: file must exist
         ("[sip]\nmin_se = 30\n", "sip.min_se: expected an integer >= 90 (got 30)"),
         (
