@@ -29,12 +29,14 @@ run: compile
 
 # Test peers come from Debian: sipp (sip-tester), baresip, sipvicious (svwar/svcrack scans),
 # spandsp (benchmark anchor), espeak-ng, sox, chromium (the browser pages, driven by the
-# Python playwright package from the test extra, which never downloads a browser).
+# Python playwright package from the test extra, which never downloads a browser) and a
+# CJK font (the pages' Chinese text in the screenshots).
 peers:
 	@if ! command -v sipp >/dev/null || ! command -v baresip >/dev/null || ! command -v espeak-ng >/dev/null \
-	   || ! command -v svwar >/dev/null || [ ! -f /usr/include/spandsp.h ] || [ ! -x /usr/bin/chromium ]; then \
+	   || ! command -v svwar >/dev/null || [ ! -f /usr/include/spandsp.h ] || [ ! -x /usr/bin/chromium ] \
+	   || [ ! -d /usr/share/fonts/truetype/wqy ]; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-		  sip-tester baresip sipvicious libspandsp-dev espeak-ng sox chromium >/dev/null; \
+		  sip-tester baresip sipvicious libspandsp-dev espeak-ng sox chromium fonts-wqy-microhei >/dev/null; \
 	fi
 
 # Unit tests one at a time (some measure timing); the end-to-end tests, which mostly wait

@@ -130,6 +130,14 @@ def test_agent_desktop_and_supervisor_console_in_chromium(
         }""")
         assert answer_to_audio is not None, "no audio within 5 s of answering"
         _hears(page, CALLER_HZ)
+        # A network blip's recovery: an ICE restart on the same connection, mid-call.
+        ufrag = "window.hotline.phone.pc.remoteDescription.sdp.match(/ice-ufrag:(\\S+)/)[1]"
+        before = page.evaluate(ufrag)
+        page.evaluate("window.hotlineRestartIce()")
+        page.wait_for_timeout(1000)
+        assert page.evaluate(ufrag) != before  # the server's answer has new credentials
+        assert page.evaluate("window.hotlineRtcState()") == "connected"
+        _hears(page, CALLER_HZ)
         t_answer = time.monotonic()
 
         sup_browser = _launch(chromium, tone_wav48(tmp_path / "sup.wav", SUP_HZ))
@@ -168,7 +176,21 @@ def test_agent_desktop_and_supervisor_console_in_chromium(
         assert sipp.returncode == 0, out.decode(errors="replace")[-2000:] + server.log()[-3000:]
         other.stop()
         assert hears(other.recording(0), CALLER_HZ, last_s=1.5)
+        # Wrap-up: a code and notes saved with the call's CDR.
+        page.get_by_test_id("wrapup-panel").wait_for(state="visible", timeout=10000)
+        page.get_by_test_id("wrapup-code").fill("billing")
+        page.get_by_test_id("wrapup-notes").fill("asked about the November bill")
+        page.get_by_test_id("wrapup-save").click()
+        page.wait_for_function(
+            "document.querySelector('[data-testid=wrapup-panel]').hidden", timeout=10000)
         page.screenshot(path=str(ARTIFACTS / "agent-after-call.png"))
+        page.get_by_test_id("lang-toggle").click()  # 中文
+        page.wait_for_function("document.documentElement.lang.startsWith('zh')", timeout=5000)
+        assert "就绪" in page.get_by_test_id("btn-ready").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "agent-zh.png"))
+        sp.get_by_test_id("lang-toggle").click()
+        sp.wait_for_function("document.documentElement.lang.startsWith('zh')", timeout=5000)
+        sp.screenshot(path=str(ARTIFACTS / "supervisor-zh.png"))
         agent_browser.close()  # type: ignore[attr-defined]
         sup_browser.close()  # type: ignore[attr-defined]
     finally:
@@ -180,8 +202,11 @@ def test_agent_desktop_and_supervisor_console_in_chromium(
     con = sqlite3.connect(server.data_dir / "hotline.db")
     try:
         (path,) = con.execute("SELECT path FROM recordings ORDER BY start_time DESC").fetchone()
+        wrapup = con.execute("SELECT wrapup_code, wrapup_notes FROM cdr WHERE agent = '1001' "
+                             "AND wrapup_code IS NOT NULL").fetchall()
     finally:
         con.close()
+    assert ("billing", "asked about the November bill") in wrapup, wrapup
     rec = server.data_dir / "recordings" / path
     shutil.copy(rec, ARTIFACTS / "browser-call-recording.wav")
     # Caller on the left, the browser's microphone on the right; the supervisor nowhere.

@@ -864,3 +864,22 @@ def test_no_listeners_when_http_is_off(site: Site) -> None:
     server = ApiServer(config)
     assert asyncio.run(server.start()) == [] and server.app is None
     asyncio.run(server.close())
+
+
+@pytest.mark.parametrize("path, marker", [
+    ("/", b"agent.js"), ("/supervisor", b"supervisor.js"), ("/static/common.js", b"export"),
+    ("/static/style.css", b"{"),
+])  # fmt: skip
+def test_the_pages_need_no_session_and_allow_only_our_own_scripts(
+    api: Running, path: str, marker: bytes
+) -> None:
+    r = Client(api.port).request("GET", path)
+    assert r.status == 200 and marker in r.body
+    csp = r.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+
+
+@pytest.mark.parametrize("path", ["/static/../hotline.db", "/static/%2e%2e/pyproject.toml",
+                                  "/static/gateway.py", "/static/nope.js"])
+def test_static_files_are_only_the_pages_files(api: Running, path: str) -> None:
+    assert Client(api.port).request("GET", path).status in (401, 404)
