@@ -765,6 +765,11 @@ export class Phone {
   }
 
   _remoteTrack(e) {
+    // Ask for the smallest playout buffer: the server already smooths jitter (its own
+    // jitter buffer per leg), and a headset user hears the delay (Chrome 114+).
+    if (e.receiver && 'jitterBufferTarget' in e.receiver) {
+      try { e.receiver.jitterBufferTarget = 0; } catch (err) { /* older browsers */ }
+    }
     const stream = e.streams && e.streams[0] ? e.streams[0] : new MediaStream([e.track]);
     if (this.audioEl && this.audioEl.srcObject !== stream) {
       this.audioEl.srcObject = stream;
