@@ -355,19 +355,24 @@ def outbound_identity(trunk: TrunkConfig, caller: str, *, from_trunk: bool = Fal
 def authorize(request: SipRequest, response: SipResponse,
               trunk: TrunkConfig) -> SipRequest | None:
     """The request again, answering the 401/407 challenge of ``response`` with the
-    trunk's credentials (RFC 3261 §22.2), or None if it should not be retried.
+    trunk's credentials (:func:`authorize_as`), or None if it should not be retried."""
+    if not trunk.username or trunk.password is None:
+        return None
+    return authorize_as(request, response, trunk.username, str(trunk.password))
+
+
+def authorize_as(request: SipRequest, response: SipResponse, username: str,
+                 password: str) -> SipRequest | None:
+    """The request again, answering the 401/407 challenge of ``response`` with these
+    credentials (RFC 3261 §22.2), or None if it should not be retried.
 
     The copy has the next CSeq (§8.1.3.5: same Call-ID, From tag and To) and no Via:
     the caller adds a fresh one (a new transaction, so a new branch) and sends it. No
-    retry without ``username``/``password``, without a usable Digest challenge, or
-    when the request already carried credentials for that challenge and the new one is
-    not ``stale=true`` (§22.2: the credentials were refused; retrying them would loop).
-
-    :param request: the request that was challenged (an INVITE toward the trunk).
-    :param response: its 401 or 407 response.
-    :param trunk: the trunk the request went to.
+    retry without a usable Digest challenge, or when the request already carried
+    credentials for that challenge and the new one is not ``stale=true`` (§22.2: the
+    credentials were refused; retrying them would loop).
     """
-    if response.status not in (401, 407) or not trunk.username or trunk.password is None:
+    if response.status not in (401, 407):
         return None
     if response.status == 401:
         challenge_hdr, answer_hdr = "WWW-Authenticate", "Authorization"
@@ -379,7 +384,7 @@ def authorize(request: SipRequest, response: SipResponse,
         if request.get(answer_hdr) is not None and not stale:
             return None
         seq, method = request.cseq
-        value = DigestClient(trunk.username, str(trunk.password)).respond(
+        value = DigestClient(username, password).respond(
             challenge, method, str(request.uri), request.body)
     except (AuthError, MalformedAuthHeader):
         return None

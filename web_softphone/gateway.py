@@ -44,12 +44,12 @@ from typing import Any
 
 from hotline.callcontrol import THREE_WAY_CODE
 from hotline.mediactl import CallMedia
+from hotline.trunkselect import authorize_as
 from media.client import EndpointHandle, MediaError
 from sip import sdp as sdplib
-from sip.auth import DigestClient, choose_challenge
 from sip.dialog import SipDialog
 from sip.events import CancelReceived, RequestReceived, ResponseReceived, SipEvent
-from sip.exceptions import AuthError, MalformedAuthHeader, SipError
+from sip.exceptions import SipError
 from sip.message import SipRequest, SipResponse, make_response
 from sip.peer import Peer
 from sip.refer import ReferTo
@@ -519,8 +519,7 @@ class Softphones:
             if first and not again:
                 self._spawn(self._connected(phone, call, resp))
             return
-        if status in (401, 407) and call.invite.get("Authorization") is None \
-                and call.invite.get("Proxy-Authorization") is None:
+        if status in (401, 407):
             retry = self._authorized(phone, call.invite, resp)
             self._by_txn.pop(key, None)
             if retry is not None:
@@ -533,24 +532,9 @@ class Softphones:
 
     def _authorized(self, phone: WebPhone, request: SipRequest,
                     resp: SipResponse) -> SipRequest | None:
-        """``request`` again with the agent's digest credentials (RFC 3261 §22.2)."""
+        """``request`` again with the agent's digest credentials, as its desk phone."""
         password = self.password_of(phone.login)
-        if password is None:
-            return None
-        www = resp.status == 401
-        try:
-            challenge = choose_challenge(resp.get_all(
-                "WWW-Authenticate" if www else "Proxy-Authenticate"))
-            seq, method = request.cseq
-            value = DigestClient(phone.login, password).respond(
-                challenge, method, str(request.uri), request.body)
-        except (AuthError, MalformedAuthHeader):
-            return None
-        retry = request.copy()
-        retry.remove("Via")
-        retry.set("CSeq", f"{seq + 1} {method}")
-        retry.set("Authorization" if www else "Proxy-Authorization", value)
-        return retry
+        return None if password is None else authorize_as(request, resp, phone.login, password)
 
     async def _connected(self, phone: WebPhone, call: PhoneCall, resp: SipResponse) -> None:
         async with phone.lock:

@@ -12,13 +12,15 @@ TONES = {"1001": 700, "1002": 1100, "1003": 1500, "1004": 1900}
 """The tone each extension's test phone sends (the ``phones`` fixture)."""
 
 
-def tone_wav(path: Path, hz: int) -> Path:
-    t = np.arange(8000 * 4) / 8000
+def tone_wav(path: Path, hz: int, rate: int = 8000, seconds: float = 4.0) -> Path:
+    """A mono 16-bit WAV of a tone at ``hz`` (phones loop it; at 48 kHz it is
+    Chromium's fake microphone)."""
+    t = np.arange(int(rate * seconds)) / rate
     pcm = (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
-        w.setframerate(8000)
+        w.setframerate(rate)
         w.writeframes(pcm.tobytes())
     return path
 
@@ -87,16 +89,4 @@ def tone_pcap(path: Path, hz: int, seconds: float, *, pt: int = 8) -> Path:
         sec, usec = divmod(i * 20000, 1_000_000)
         out += struct.pack("<IIII", sec, usec, len(frame), len(frame)) + frame
     path.write_bytes(bytes(out))
-    return path
-
-
-def tone_wav48(path: Path, hz: int, seconds: float = 10.0) -> Path:
-    """A 48 kHz mono tone WAV (Chromium's fake microphone file)."""
-    t = np.arange(int(48000 * seconds)) / 48000
-    pcm = (0.3 * 32767 * np.sin(2 * np.pi * hz * t)).astype(np.int16)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(48000)
-        w.writeframes(pcm.tobytes())
     return path

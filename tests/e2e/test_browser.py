@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from playwright import sync_api as playwright
 
-from .audio import hears, hears_during, levels, read_wav, tone_pcap, tone_wav48
+from .audio import hears, hears_during, levels, read_wav, tone_pcap, tone_wav
 from .peers import (
     HotlineProcess,
     PjPhone,
@@ -31,6 +31,7 @@ from .peers import (
     server_bye,
     start_sipp,
 )
+from .test_web_phone import QUEUE, RECORD_WAV, ROUTE
 
 pytestmark = pytest.mark.e2e
 
@@ -38,21 +39,7 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CALLER_HZ, AGENT_HZ, SUP_HZ = 1500, 700, 1100
 
-SITE = """
-[[users]]
-name = "boss"
-password = "pw-boss-secret"
-role = "supervisor"
-
-[[queues]]
-name = "support"
-agents = ["1001"]
-wrapup = 0
-
-[recording]
-format = "wav"
-"""
-ROUTE = '[[routes]]\nmatch = "200"\nto = "queue:support"\npriority = 0\n'
+SITE = QUEUE + RECORD_WAV
 
 
 def _launch(pw: object, tone: Path) -> object:
@@ -103,7 +90,7 @@ def test_agent_desktop_and_supervisor_console_in_chromium(
         "tone caller", '  <nop><action><exec play_pcap_audio="tone.pcap"/></action></nop>\n'
         + server_bye(90000)).replace("sipp <sip:sipp@", "sipp <sip:95550123@"))
 
-    agent_browser = _launch(chromium, tone_wav48(tmp_path / "agent.wav", AGENT_HZ))
+    agent_browser = _launch(chromium, tone_wav(tmp_path / "agent.wav", AGENT_HZ, 48000, 10.0))
     page = agent_browser.new_page(viewport={"width": 1366, "height": 768}, bypass_csp=True)  # type: ignore[attr-defined]
     _login(page, base, "/", "1001", "pw-1001-secret")
     page.get_by_test_id("btn-ready").click()
@@ -140,7 +127,7 @@ def test_agent_desktop_and_supervisor_console_in_chromium(
         _hears(page, CALLER_HZ)
         t_answer = time.monotonic()
 
-        sup_browser = _launch(chromium, tone_wav48(tmp_path / "sup.wav", SUP_HZ))
+        sup_browser = _launch(chromium, tone_wav(tmp_path / "sup.wav", SUP_HZ, 48000, 10.0))
         sp = sup_browser.new_page(viewport={"width": 1366, "height": 768}, bypass_csp=True)  # type: ignore[attr-defined]
         _login(sp, base, "/supervisor", "boss", "pw-boss-secret")
         row = sp.locator("[data-testid^='call-row-']").first

@@ -113,6 +113,19 @@ class Browser:
         raise AssertionError(f"no such event; got {self.events[-10:]}")
 
 
+def _phone_is(state: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda e: e.get("type") == "phone" and e["state"] == state
+
+
+async def _ready_and_called(b: Browser, server: HotlineProcess,
+                            phones: Callable[..., PjPhone]) -> tuple[PjPhone, dict[str, Any]]:
+    """The agent's page goes ready and extension 1003 calls the queue: the page rings."""
+    await b.cmd("set_state", state="ready")
+    caller = phones(server, "1003")
+    caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
+    return caller, await b.wait(_phone_is("ringing"))
+
+
 def test_browser_agent_answers_a_queue_call_by_a_mixer_switch(
         hotline_factory: Callable[..., HotlineProcess], phones: Callable[..., PjPhone],
         tmp_path: Path) -> None:
@@ -123,10 +136,7 @@ def test_browser_agent_answers_a_queue_call_by_a_mixer_switch(
     async def scenario() -> None:
         async with Browser(port, "1001", "pw-1001-secret",
                            tone_wav(tmp_path / "browser.wav", TONES["1001"]), heard) as b:
-            await b.cmd("set_state", state="ready")
-            caller = phones(server, "1003")
-            caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
-            ring = await b.wait(lambda e: e.get("type") == "phone" and e["state"] == "ringing")
+            caller, ring = await _ready_and_called(b, server, phones)
             offered = await b.wait(lambda e: e.get("type") == "call_offered")
             assert ring["call_id"] == offered["call_id"]
             assert offered["caller"] == "1003" and offered["queue"] == "support"
@@ -168,10 +178,7 @@ def test_supervisor_browser_listens_in_and_the_recording_has_none_of_it(
                            tone_wav(tmp_path / "agent.wav", TONES["1001"]), agent_heard) as a, \
                 Browser(port, "boss", "pw-boss-secret",
                         tone_wav(tmp_path / "sup.wav", sup_hz), sup_heard) as sup:
-            await a.cmd("set_state", state="ready")
-            caller = phones(server, "1003")
-            caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
-            ring = await a.wait(lambda e: e.get("type") == "phone" and e["state"] == "ringing")
+            caller, ring = await _ready_and_called(a, server, phones)
             await a.cmd("phone_answer")
             t0 = time.monotonic()
             await a.wait(lambda e: e.get("type") == "call_answered")
@@ -215,10 +222,7 @@ def test_declined_offer_is_a_ring_no_answer_and_a_websocket_blip_keeps_the_call(
         async with Browser(port, "1001", "pw-1001-secret",
                            tone_wav(tmp_path / "agent.wav", TONES["1001"]),
                            tmp_path / "heard.wav") as a:
-            await a.cmd("set_state", state="ready")
-            caller = phones(server, "1003")
-            caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
-            first = await a.wait(lambda e: e.get("type") == "phone" and e["state"] == "ringing")
+            caller, first = await _ready_and_called(a, server, phones)
             await a.cmd("phone_reject")
             rna = await a.wait(lambda e: e.get("type") == "agent_state"
                                and e["state"] == "not_ready")
@@ -276,11 +280,8 @@ def test_browser_consults_a_colleague_then_transfers_or_conferences(
     async def scenario() -> None:
         async with Browser(port, "1001", "pw-1001-secret",
                            tone_wav(tmp_path / "agent.wav", TONES["1001"]), heard) as a:
-            await a.cmd("set_state", state="ready")
-            caller = phones(server, "1003")
             colleague = phones(server, "1002")
-            caller.send("call", uri=f"sip:200@127.0.0.1:{server.sip_port}")
-            await a.wait(lambda e: e.get("type") == "phone" and e["state"] == "ringing")
+            caller, _ = await _ready_and_called(a, server, phones)
             await a.cmd("phone_answer")
             await a.wait(lambda e: e.get("type") == "call_answered")
             await asyncio.sleep(1.0)
