@@ -175,6 +175,16 @@ def test_agent_desktop_and_supervisor_console_in_chromium(
         page.wait_for_function("document.documentElement.lang.startsWith('zh')", timeout=5000)
         assert "就绪" in page.get_by_test_id("btn-ready").inner_text()
         page.screenshot(path=str(ARTIFACTS / "agent-zh.png"))
+        # The supervisor finds the call's recording and plays it with its waveform.
+        sp.get_by_test_id("tab-recordings").click()
+        sp.get_by_test_id("rec-search").click()
+        rec_row = sp.locator("[data-testid^='rec-row-']").first
+        rec_row.wait_for(timeout=10000)
+        rec_row.click()
+        sp.wait_for_function("window.hotline.state.rec.buffer && "
+                             "window.hotline.state.rec.buffer.duration > 5", timeout=10000)
+        assert sp.get_by_test_id("rec-download").is_visible()
+        sp.screenshot(path=str(ARTIFACTS / "supervisor-recordings.png"))
         sp.get_by_test_id("lang-toggle").click()
         sp.wait_for_function("document.documentElement.lang.startsWith('zh')", timeout=5000)
         sp.screenshot(path=str(ARTIFACTS / "supervisor-zh.png"))
