@@ -633,6 +633,14 @@ class Softphones:
 
     def _request(self, req: SipRequest, peer: Peer, key: TransactionKey | None) -> None:
         method = req.method
+        server = self.server
+        if server is not None and (peer.host, peer.port) != (server.host, server.port):
+            # Only call control talks to the browsers' phones (another local process
+            # must not ring them, or listen in by auto-answered supervision calls).
+            if method != "ACK":
+                self.stack.send_response(make_response(req, 403, to_tag=secrets.token_hex(6)),
+                                         self.clock())
+            return
         tag = req.to_tag
         if method == "INVITE" and tag is None:
             self._invite(req, peer, key)

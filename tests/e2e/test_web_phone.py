@@ -319,3 +319,39 @@ def test_browser_consults_a_colleague_then_transfers_or_conferences(
     if finish == "phone_threeway":
         assert hears(heard, TONES["1003"], last_s=1.5)
         assert hears(heard, TONES["1002"], last_s=1.5)
+
+
+def test_only_call_control_may_ring_a_browser_phone(
+        hotline_factory: Callable[..., HotlineProcess], tmp_path: Path) -> None:
+    """Another local process sending an INVITE to the browsers' SIP port (here a
+    supervision call to the supervisor's browser, which would be auto-answered) gets 403."""
+    import re
+    import socket
+
+    server = hotline_factory(QUEUE, routes_first=ROUTE)
+    port = server.http_port  # type: ignore[attr-defined]
+    gw_port = int(re.search(r"softphone_listening host=\S+ port=(\d+)", server.log())[1])
+
+    async def scenario() -> None:
+        async with Browser(port, "boss", "pw-boss-secret",
+                           tone_wav(tmp_path / "sup.wav", TONES["1002"]),
+                           tmp_path / "heard.wav") as sup:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(3)
+            me = sock.getsockname()[1]
+            sock.sendto((
+                f"INVITE sip:boss@127.0.0.1:{gw_port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK-intruder1\r\n"
+                f"From: <sip:x@127.0.0.1:{me}>;tag=1\r\nTo: <sip:boss@127.0.0.1>\r\n"
+                "Call-ID: intruder@x\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+                f"Contact: <sip:x@127.0.0.1:{me}>\r\nX-Hotline-Monitor: listen 1001\r\n"
+                "Content-Length: 0\r\n\r\n").encode(), ("127.0.0.1", gw_port))
+            reply = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 4096)
+            sock.close()
+            assert reply.startswith(b"SIP/2.0 403"), reply[:80]
+            await asyncio.sleep(0.3)
+            assert not any(e.get("type") == "phone" and e["state"] != "idle"
+                           for e in sup.events)
+
+    asyncio.run(scenario())
