@@ -355,3 +355,30 @@ def test_only_call_control_may_ring_a_browser_phone(
                            for e in sup.events)
 
     asyncio.run(scenario())
+
+
+def test_echo_test_plays_the_agent_back_to_itself(
+        hotline_factory: Callable[..., HotlineProcess], tmp_path: Path) -> None:
+    """The pre-shift headset check: with ``echo_test`` on the page hears its own
+    microphone; off, it hears nothing."""
+    server = hotline_factory(QUEUE, routes_first=ROUTE)
+    port = server.http_port  # type: ignore[attr-defined]
+    heard = tmp_path / "heard.wav"
+
+    async def scenario() -> float:
+        async with Browser(port, "1001", "pw-1001-secret",
+                           tone_wav(tmp_path / "agent.wav", TONES["1001"]), heard) as a:
+            t0 = time.monotonic()
+            await asyncio.sleep(1.0)
+            t_on = time.monotonic() - t0
+            reply = await a.cmd("echo_test", on=True)
+            assert reply["phone"]["echo"] is True
+            await asyncio.sleep(2.0)
+            await a.cmd("echo_test", on=False)
+            await asyncio.sleep(1.5)
+            return t_on
+
+    t_on = asyncio.run(scenario())
+    assert not hears_during(heard, TONES["1001"], 0.0, t_on - 0.2)
+    assert hears_during(heard, TONES["1001"], t_on + 0.6, t_on + 1.8)
+    assert not hears(heard, TONES["1001"], last_s=0.8)
