@@ -80,6 +80,11 @@ def _expire(fut: asyncio.Future[dict[str, Any]]) -> None:
         fut.set_exception(_RequestTimeout())
 
 
+#: How many RTP endpoints one WebRTC endpoint weighs when calls are spread over workers
+#: (its aiortc side costs about ten times an RTP leg's CPU: benchmarks/README.md).
+WEBRTC_WEIGHT = 10
+
+
 class _Worker:
     def __init__(self, index: int, ports: tuple[int, int], sock_path: str) -> None:
         self.index = index
@@ -90,6 +95,10 @@ class _Worker:
         self.writer: asyncio.StreamWriter | None = None
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self.endpoints: dict[int, str] = {}  # endpoint id -> call key
+        self.load = 0
+        """Endpoints, weighted (:data:`WEBRTC_WEIGHT`), including those being created:
+        a new call goes to the least loaded worker."""
+        self.weights: dict[int, int] = {}  # endpoint id -> its weight in load
         self.alive = False
         self.task: asyncio.Task[None] | None = None
 
@@ -227,6 +236,8 @@ class MediaPool:
         eps = tuple(sorted(w.endpoints))
         keys = tuple(sorted(set(w.endpoints.values())))
         w.endpoints.clear()
+        w.weights.clear()
+        w.load = 0
         for k in keys:
             self._calls.pop(k, None)
         if self._closing:
@@ -279,7 +290,7 @@ class MediaPool:
         idx = self._calls.get(call_key)
         if idx is None:
             live = [w for w in self._workers if w.alive] or self._workers
-            idx = min(live, key=lambda w: len(w.endpoints)).index
+            idx = min(live, key=lambda w: w.load).index
             self._calls[call_key] = idx
         return self._workers[idx]
 
@@ -295,13 +306,16 @@ class MediaPool:
         :raises MediaError: on a bad option (the message names it) or no free port.
         """
         w = self._worker_for(call_key)
+        w.load += 1  # counted while it is created, so a burst of calls spreads
         try:
             r = await self._request(w, "create_endpoint", **options)
         except MediaError:
+            w.load = max(0, w.load - 1)
             if not any(k == call_key for k in w.endpoints.values()):
                 self._calls.pop(call_key, None)
             raise
         w.endpoints[r["endpoint"]] = call_key
+        w.weights[r["endpoint"]] = 1
         return EndpointHandle(w.index, r["endpoint"], r["port"], call_key)
 
     async def create_webrtc_endpoint(self, call_key: str, offer: str | None = None,
@@ -322,13 +336,16 @@ class MediaPool:
         w = self._worker_for(call_key)
         if offer is not None:
             options["offer"] = offer
+        w.load += WEBRTC_WEIGHT
         try:
             r = await self._request(w, "create_webrtc_endpoint", **options)
         except MediaError:
+            w.load = max(0, w.load - WEBRTC_WEIGHT)
             if not any(k == call_key for k in w.endpoints.values()):
                 self._calls.pop(call_key, None)
             raise
         w.endpoints[r["endpoint"]] = call_key
+        w.weights[r["endpoint"]] = WEBRTC_WEIGHT
         sdp = r["answer"] if offer is not None else r["offer"]
         return EndpointHandle(w.index, r["endpoint"], 0, call_key, "webrtc"), str(sdp)
 
@@ -357,6 +374,7 @@ class MediaPool:
             await self._request(w, "destroy_endpoint", endpoint=ep.id)
         finally:
             w.endpoints.pop(ep.id, None)
+            w.load -= w.weights.pop(ep.id, 0)
             if ep.call_key not in w.endpoints.values():
                 self._calls.pop(ep.call_key, None)
 

@@ -424,3 +424,31 @@ def test_bridge_latency_is_measured(tmp_path: Any) -> None:
                   f"shrunk {js['shrunk_frames']}, late {js['late']}")
         assert len(res["a->b"]) >= 5 and len(res["b->a"]) >= 5
         assert all(x >= 0 for x in res["a->b"] + res["b->a"])
+
+
+def test_webrtc_legs_spread_over_workers_and_weigh_more_than_rtp(tmp_path: Any) -> None:
+    """Two browsers offering at once land on different workers (an endpoint counts while
+    it is being created); with one browser on a worker, the next calls' RTP endpoints
+    go to the other worker until its load matches a WebRTC leg's weight."""
+    from media.client import WEBRTC_WEIGHT
+
+    async def main() -> None:
+        pool = MediaPool(2, PORTS, str(tmp_path), rtp_ip=LO, data_dir=str(tmp_path))
+        await asyncio.wait_for(pool.start(), 20)
+        b1, b2 = Browser(codecs=("PCMU",)), Browser(codecs=("PCMU",))
+        try:
+            (e1, _), (e2, _) = await asyncio.wait_for(asyncio.gather(
+                pool.create_webrtc_endpoint("web:a", await b1.offer()),
+                pool.create_webrtc_endpoint("web:b", await b2.offer())), 20)
+            assert {e1.worker, e2.worker} == {0, 1}
+            await pool.destroy(e2)
+            rtp = [await pool.create_endpoint(f"call-{i}") for i in range(WEBRTC_WEIGHT)]
+            assert all(ep.worker != e1.worker for ep in rtp)
+            nxt = await pool.create_endpoint("call-next")  # loads are equal again
+            assert nxt.worker in (0, 1)
+        finally:
+            await b1.pc.close()
+            await b2.pc.close()
+            await pool.close()
+
+    asyncio.run(main())
