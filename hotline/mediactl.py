@@ -44,9 +44,10 @@ class CallMedia:
 
     async def answer(
         self, call_key: str, offer: sdplib.SessionDescription, local_ip: str,
-        *, dtmf_inband: bool = False,
+        *, dtmf_inband: bool = False, jitter_min_ms: int | None = None,
     ) -> tuple[EndpointHandle, sdplib.SessionDescription, sdplib.NegotiatedMedia]:
-        """Create the endpoint that answers ``offer``.
+        """Create the endpoint that answers ``offer`` (``jitter_min_ms``: the smallest
+        jitter buffer delay, when not the worker's default).
 
         :raises sip.exceptions.IncompatibleMedia: nothing in the offer is acceptable (488).
         :raises media.client.MediaError: the worker refused or has no free port.
@@ -55,6 +56,8 @@ class CallMedia:
             offer, local_ip, PLACEHOLDER_PORT, session_id=next(self._session_ids), version=1,
             rtcp_mux=False)
         options = _endpoint_options(negotiated)
+        if jitter_min_ms is not None:
+            options["jitter_min_ms"] = jitter_min_ms
         ep = await self.pool.create_endpoint(
             call_key, media_timeout=self.media_timeout,
             dtmf_inband=dtmf_inband or negotiated.telephone_event_pt is None, **options)
