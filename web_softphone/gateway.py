@@ -200,7 +200,7 @@ class Softphones:
         self.transports: SipTransportManager | None = None
         self.address: tuple[str, int] | None = None
         self.phones: dict[str, WebPhone] = {}
-        self._by_dialog: dict[tuple[str, str], WebPhone] = {}
+        self._by_dialog: dict[tuple[str, str], tuple[WebPhone, PhoneCall]] = {}
         self._by_key: dict[TransactionKey, WebPhone] = {}
         self._by_txn: dict[TransactionKey, tuple[WebPhone, PhoneCall, str]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -348,9 +348,7 @@ class Softphones:
             call = phone.call
             if call is None or call.state != "ringing":
                 raise PhoneError("nothing is ringing")
-            self._respond(call, 486)
-            self._finish(phone, call)
-            await self._release_media(phone, call)
+            await self._end(phone, call, bye=True)  # 486
 
     async def hangup(self, phone: WebPhone) -> None:
         """Hang up the browser's call (BYE; a ringing one is declined)."""
@@ -358,11 +356,6 @@ class Softphones:
             call = phone.call
             if call is None:
                 raise PhoneError("the phone is idle")
-            if call.state == "ringing":
-                self._respond(call, 486)
-                self._finish(phone, call)
-                await self._release_media(phone, call)
-                return
             await self._end(phone, call, bye=True)
 
     async def echo_test(self, phone: WebPhone, on: bool) -> None:
@@ -416,7 +409,7 @@ class Softphones:
                              answer_sdp=invite.body, state="dialing", direction="out",
                              number=number, offer_sdp=offer)
             phone.call = call
-            self._by_dialog[call.dialog_key] = phone
+            self._by_dialog[call.dialog_key] = (phone, call)
             self._send_invite(phone, call, invite)
             await self._room(phone)
             self._notify(phone)
@@ -648,10 +641,7 @@ class Softphones:
         if method == "INVITE" and tag is None:
             self._invite(req, peer, key)
             return
-        dkey = (req.call_id, tag or "")
-        phone = self._by_dialog.get(dkey)
-        call = None if phone is None else next(
-            (c for c in (phone.call, phone.held) if c is not None and c.dialog_key == dkey), None)
+        phone, call = self._by_dialog.get((req.call_id, tag or ""), (None, None))
         if phone is None or call is None or call.dialog is None:
             if method != "ACK":
                 self.stack.send_response(make_response(req, 481, to_tag=tag), self.clock())
@@ -693,7 +683,7 @@ class Softphones:
         call = PhoneCall(req, key, peer, tag, req.get("X-Hotline-Call"), display, monitor)
         phone.call = call
         phone.echo = False
-        self._by_dialog[call.dialog_key] = phone
+        self._by_dialog[call.dialog_key] = (phone, call)
         if key is not None:
             self._by_key[key] = phone
         if monitor is not None and phone.role in ("supervisor", "admin"):
@@ -757,12 +747,11 @@ class Softphones:
                 await self._end(phone, call, bye=False)
 
     async def _end(self, phone: WebPhone, call: PhoneCall, *, bye: bool) -> None:
-        """End an answered (or answering) call: BYE if ours, back to the idle room."""
+        """End a call and free its endpoint: BYE if it is talking and ``bye`` (we hang
+        up), 486 if it rings (declined), CANCEL if we are dialling it."""
         if bye and call.dialog is not None and call.state == "talking":
             request = call.dialog.create_request("BYE", headers=(("User-Agent", USER_AGENT),))
-            self.stack.add_via(request, call.peer)
-            self.stack.send_request(request, call.peer, self.clock())
-            self._flush()
+            self._send(phone, call, request, "bye")
         elif call.state == "ringing":
             self._respond(call, 486)
         elif call.state == "dialing" and call.key is not None:
