@@ -48,7 +48,14 @@ from hotline.trunkselect import authorize_as
 from media.client import EndpointHandle, MediaError
 from sip import sdp as sdplib
 from sip.dialog import SipDialog
-from sip.events import CancelReceived, RequestReceived, ResponseReceived, SipEvent
+from sip.events import (
+    CancelReceived,
+    RequestReceived,
+    ResponseReceived,
+    SipEvent,
+    TransactionTimeout,
+    TransportError,
+)
 from sip.exceptions import SipError
 from sip.message import SipRequest, SipResponse, make_response
 from sip.peer import Peer
@@ -521,6 +528,10 @@ class Softphones:
             if retry is not None:
                 self._send_invite(phone, call, retry)
                 return
+        self._call_failed(phone, call, status)
+
+    def _call_failed(self, phone: WebPhone, call: PhoneCall, status: int) -> None:
+        """A call we placed was refused (or never answered: 408): the page is told."""
         if call.state != "ended":
             phone.send({"type": "phone_error", "error": f"the call failed ({status})"})
             self._finish(phone, call)
@@ -618,6 +629,12 @@ class Softphones:
                 entry = self._by_txn.get(key)
                 if entry is not None:
                     self._response(*entry, key, resp, again)
+            case TransactionTimeout(key=key) | TransportError(key=key):
+                # Our request got no answer: forget its transaction; a call we were
+                # placing has failed (RFC 3261 §8.1.3.1: as a 408).
+                entry = self._by_txn.pop(key, None) if key is not None else None
+                if entry is not None and entry[2] == "invite":
+                    self._call_failed(entry[0], entry[1], 408)
             case CancelReceived(invite_key=key):
                 phone = self._by_key.get(key)
                 if phone is not None and phone.call is not None \
