@@ -381,8 +381,10 @@ class EventHub:
             self.send(client, text)
 
     # -- commands ------------------------------------------------------------------
-    def command(self, client: _Client, raw: str) -> str:
-        """Run one command text and return the reply text."""
+    def command(self, client: _Client, raw: str, phone: WebPhone | None = None) -> str | None:
+        """Run one command text and return the reply text; a browser-phone command
+        (:mod:`web_softphone.signaling`) of a client with ``phone`` runs in a task that
+        sends its reply when done (None is returned)."""
         try:
             msg = json.loads(raw)
         except ValueError:
@@ -393,6 +395,9 @@ class EventHub:
         if cid is not None and (isinstance(cid, bool) or not isinstance(cid, int | str)):
             return _dump({"id": None, "error": "id: expected a number or a string",
                           "status": 400})
+        if phone is not None and msg.get("cmd") in _phone_commands():
+            self._spawn(self._phone_command(client, phone, msg, cid))
+            return None
         try:
             result = self._run(client.who, msg)
         except ApiError as exc:
@@ -447,38 +452,23 @@ class EventHub:
                 raise ApiError(409, problem)
         return {"call": control.describe(call, monitors=who.role != "agent")}
 
-    def phone_command(self, client: _Client, phone: WebPhone, raw: str) -> bool:
-        """If ``raw`` is a browser-phone command (:mod:`web_softphone.signaling`), run
-        it in a task that sends the reply when done, and return True."""
+    async def _phone_command(self, client: _Client, phone: WebPhone, msg: dict[str, Any],
+                             cid: int | str | None) -> None:
+        """Carry out a browser-phone command (it waits on the media workers) and send
+        its reply."""
         from web_softphone.gateway import PhoneError
-        from web_softphone.signaling import PHONE_COMMANDS, run_phone_command
-        try:
-            msg = json.loads(raw)
-        except ValueError:
-            return False
-        if not isinstance(msg, dict) or msg.get("cmd") not in PHONE_COMMANDS:
-            return False
-        cid = msg.get("id")
-        if cid is not None and (isinstance(cid, bool) or not isinstance(cid, int | str)):
-            return False  # the synchronous path answers the bad id
+        from web_softphone.signaling import run_phone_command
         phones = self.state.softphones
         assert phones is not None
-
-        async def run() -> None:
-            try:
-                result = await run_phone_command(phones, phone, msg)
-            except PhoneError as exc:
-                self.send(client, _dump({"id": cid, "error": exc.message,
-                                         "status": exc.status}))
-            except Exception:  # noqa: BLE001 - a bug answers 500 and is logged
-                logger.exception("ws_phone_command_failed", extra={"cmd": msg.get("cmd")})
-                self.send(client, _dump({"id": cid, "error": "internal error",
-                                         "status": 500}))
-            else:
-                self.send(client, _dump({"id": cid, "ok": True, **result}))
-
-        self._spawn(run())
-        return True
+        try:
+            result = await run_phone_command(phones, phone, msg)
+        except PhoneError as exc:
+            self.send(client, _dump({"id": cid, "error": exc.message, "status": exc.status}))
+        except Exception:  # noqa: BLE001 - a bug answers 500 and is logged
+            logger.exception("ws_phone_command_failed", extra={"cmd": msg.get("cmd")})
+            self.send(client, _dump({"id": cid, "error": "internal error", "status": 500}))
+        else:
+            self.send(client, _dump({"id": cid, "ok": True, **result}))
 
     # -- snapshot ------------------------------------------------------------------
     def hello(self, who: Principal, phone: WebPhone | None = None) -> str:
@@ -584,9 +574,9 @@ async def websocket(request: web.Request) -> web.StreamResponse:
                 await hub.close(client, CLOSE_SESSION_ENDED, "session ended")
                 break
             if msg.type is WSMsgType.TEXT:
-                if phone is not None and hub.phone_command(client, phone, msg.data):
-                    continue
-                hub.send(client, hub.command(client, msg.data))
+                reply = hub.command(client, msg.data, phone)
+                if reply is not None:
+                    hub.send(client, reply)
             elif msg.type is WSMsgType.BINARY:
                 hub.send(client, _dump({"id": None, "error": "expected JSON text",
                                         "status": 400}))
