@@ -44,6 +44,7 @@ from typing import Any
 
 from hotline.callcontrol import THREE_WAY_CODE
 from hotline.mediactl import CallMedia
+from hotline.netaddr import uri_host
 from hotline.trunkselect import authorize_as
 from media.client import EndpointHandle, MediaError
 from sip import sdp as sdplib
@@ -86,7 +87,7 @@ _NUMBER = re.compile(r"[0-9A-Za-z*#+._-]{1,64}")
 
 
 def _hostport(peer: Peer) -> str:
-    return f"[{peer.host}]:{peer.port}" if ":" in peer.host else f"{peer.host}:{peer.port}"
+    return f"{uri_host(peer.host)}:{peer.port}"
 
 
 def _nowhere(message: dict[str, Any]) -> None:
@@ -563,7 +564,7 @@ class Softphones:
     def _contact(self, phone: WebPhone) -> str:
         assert self.address is not None
         host, port = self.address
-        return f"sip:{phone.login}@{host}:{port}"
+        return f"sip:{phone.login}@{uri_host(host)}:{port}"
 
     def _bind(self, phone: WebPhone) -> None:
         if self.address is None or phone.closed:
