@@ -116,14 +116,7 @@ function onHello(ev) {
     S.call = { callId: mine.call_id, startedAt: S.stateSince, held: mine.state === 'on_hold', muted: false };
     if (!S.contact) setContact({ callId: mine.call_id, caller: '', queue: mine.queue, kind: 'current' });
   }
-  if (!S.commands.has('rtc_offer')) {
-    phone.unsupported = true;
-    banner('phone', t('phone_unsupported'), 'info');
-  } else {
-    if (ev.phone) phone.handleEvent({ type: 'phone', ...ev.phone });
-    if (!phone.started) phone.start().catch((e) => console.error('phone start failed', e));
-    else phone.reconnected();
-  }
+  if (!phone.onHello(ev)) banner('phone', t('phone_unsupported'), 'info');
   if (S.helloCount === 1) loadCdrs();
   renderAll();
 }

@@ -839,6 +839,19 @@ export class Phone {
     this.onChange();
   }
 
+  /** A `hello` (first connection or reconnection): start the phone, or re-offer if its
+   * connection is down. Returns false when the server has no browser phone. */
+  onHello(ev) {
+    if (!(ev.commands || []).includes('rtc_offer')) {
+      this.unsupported = true;
+      return false;
+    }
+    if (ev.phone) this.handleEvent({ type: 'phone', ...ev.phone });
+    if (!this.started) this.start().catch((e) => console.error('phone start failed', e));
+    else this.reconnected();
+    return true;
+  }
+
   /** The WebSocket came back: an offer if the connection is not up. */
   reconnected() {
     if (!this.pc) return;

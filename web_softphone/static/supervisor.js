@@ -71,13 +71,7 @@ function onHello(ev) {
   renderWallboard();
   refreshCalls();
   refreshToday();
-  if (S.commands.has('rtc_offer')) {
-    if (ev.phone) phone.handleEvent({ type: 'phone', ...ev.phone });
-    if (!phone.started) phone.start().catch((e) => console.error('phone start failed', e));
-    else phone.reconnected();
-  } else {
-    phone.unsupported = true;
-  }
+  phone.onHello(ev);
   renderPhone();
 }
 
