@@ -113,6 +113,12 @@ class Browser:
         raise AssertionError(f"no such event; got {self.events[-10:]}")
 
 
+def _agent_page(port: int, tmp_path: Path, heard: Path) -> Browser:
+    """Agent 1001's page; its microphone sends 1001's tone, what it hears goes to ``heard``."""
+    return Browser(port, "1001", "pw-1001-secret",
+                   tone_wav(tmp_path / "agent.wav", TONES["1001"]), heard)
+
+
 def _phone_is(state: str) -> Callable[[dict[str, Any]], bool]:
     return lambda e: e.get("type") == "phone" and e["state"] == state
 
@@ -134,8 +140,7 @@ def test_browser_agent_answers_a_queue_call_by_a_mixer_switch(
     heard = tmp_path / "browser-heard.wav"
 
     async def scenario() -> None:
-        async with Browser(port, "1001", "pw-1001-secret",
-                           tone_wav(tmp_path / "browser.wav", TONES["1001"]), heard) as b:
+        async with _agent_page(port, tmp_path, heard) as b:
             caller, ring = await _ready_and_called(b, server, phones)
             offered = await b.wait(lambda e: e.get("type") == "call_offered")
             assert ring["call_id"] == offered["call_id"]
@@ -174,8 +179,7 @@ def test_supervisor_browser_listens_in_and_the_recording_has_none_of_it(
     sup_hz = TONES["1002"]
 
     async def scenario() -> float:
-        async with Browser(port, "1001", "pw-1001-secret",
-                           tone_wav(tmp_path / "agent.wav", TONES["1001"]), agent_heard) as a, \
+        async with _agent_page(port, tmp_path, agent_heard) as a, \
                 Browser(port, "boss", "pw-boss-secret",
                         tone_wav(tmp_path / "sup.wav", sup_hz), sup_heard) as sup:
             caller, ring = await _ready_and_called(a, server, phones)
@@ -219,9 +223,7 @@ def test_declined_offer_is_a_ring_no_answer_and_a_websocket_blip_keeps_the_call(
     port = server.http_port  # type: ignore[attr-defined]
 
     async def scenario() -> None:
-        async with Browser(port, "1001", "pw-1001-secret",
-                           tone_wav(tmp_path / "agent.wav", TONES["1001"]),
-                           tmp_path / "heard.wav") as a:
+        async with _agent_page(port, tmp_path, tmp_path / "heard.wav") as a:
             caller, first = await _ready_and_called(a, server, phones)
             await a.cmd("phone_reject")
             rna = await a.wait(lambda e: e.get("type") == "agent_state"
@@ -278,8 +280,7 @@ def test_browser_consults_a_colleague_then_transfers_or_conferences(
     heard = tmp_path / "heard.wav"
 
     async def scenario() -> None:
-        async with Browser(port, "1001", "pw-1001-secret",
-                           tone_wav(tmp_path / "agent.wav", TONES["1001"]), heard) as a:
+        async with _agent_page(port, tmp_path, heard) as a:
             colleague = phones(server, "1002")
             caller, _ = await _ready_and_called(a, server, phones)
             await a.cmd("phone_answer")
@@ -366,8 +367,7 @@ def test_echo_test_plays_the_agent_back_to_itself(
     heard = tmp_path / "heard.wav"
 
     async def scenario() -> float:
-        async with Browser(port, "1001", "pw-1001-secret",
-                           tone_wav(tmp_path / "agent.wav", TONES["1001"]), heard) as a:
+        async with _agent_page(port, tmp_path, heard) as a:
             t0 = time.monotonic()
             await asyncio.sleep(1.0)
             t_on = time.monotonic() - t0
