@@ -76,6 +76,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cext.g711 import ulaw_decode, ulaw_encode  # noqa: E402
+from tests.e2e.peers import free_port, wait_listening  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 FRAME = 160
@@ -882,32 +883,6 @@ class Child:
                 self.proc.kill()
                 self.proc.wait(5)
         self._err.close()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-            u.bind((host, 0))
-            port = u.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
-                try:
-                    t.bind((host, port))
-                except OSError:
-                    continue
-            return int(port)
-    raise RuntimeError("no free port")
-
-
-def wait_listening(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def pair(sent: list[float], arrived: list[float], t0: float, t1: float) -> tuple[list[float], int]:

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from .audio import TONES, tone_wav
-from .peers import HotlineProcess, PjPhone, free_port, write_site
+from .peers import HotlineProcess, PjPhone, free_port, wait_listening, write_site
 
 SITE = """
 [server]
@@ -58,18 +56,6 @@ source = "any"   # the tests' carrier calls back out through itself (SIPp uac ->
 """
 
 
-def _wait_listening(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-
-
 @pytest.fixture
 def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
     """Start hotline servers with the test site (extra TOML may be appended)."""
@@ -92,7 +78,7 @@ def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
         proc.http_port = values["http"]  # type: ignore[attr-defined]  # the [server] http port
         proc.start()
         started.append(proc)
-        _wait_listening(values["http"])  # HTTP opens last (after the SIP side answers)
+        wait_listening(values["http"])  # HTTP opens last (after the SIP side answers)
         return proc
 
     yield make

@@ -39,6 +39,22 @@ def free_port(kind: int = socket.SOCK_DGRAM, host: str = "127.0.0.1") -> int:
     raise RuntimeError("no free port")
 
 
+def wait_listening(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Wait until something accepts TCP connections on ``port``.
+
+    :raises OSError: nothing did within ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def sip_options(host: str, port: int, timeout: float = 0.5) -> bytes | None:
     """Send one OPTIONS over UDP and return the raw response (or None on timeout)."""
     call_id = uuid.uuid4().hex
