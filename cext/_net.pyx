@@ -21,8 +21,10 @@ No Python object is created per packet.
 """
 
 from libc.errno cimport EINTR, errno
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
-from libc.string cimport memcpy, memset
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcmp, memcpy, memset
+
+import socket
 
 import numpy as np
 
@@ -50,7 +52,16 @@ cdef extern from "<netinet/in.h>" nogil:
         unsigned short sin_family
         uint16_t sin_port
         in_addr sin_addr
+    cdef struct in6_addr:
+        unsigned char s6_addr[16]
+    cdef struct sockaddr_in6:
+        unsigned short sin6_family
+        uint16_t sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
     int AF_INET
+    int AF_INET6
     uint16_t htons(uint16_t)
     uint16_t ntohs(uint16_t)
 
@@ -76,7 +87,6 @@ cdef extern from "<sys/socket.h>" nogil:
 
 
 cdef extern from "<sys/epoll.h>" nogil:
-    ctypedef unsigned long long uint64_t
     cdef union epoll_data_t:
         void* ptr
         int fd
@@ -93,6 +103,29 @@ cdef extern from "<sys/epoll.h>" nogil:
 
 cdef extern from "<unistd.h>" nogil:
     int close(int fd)
+
+
+# libsrtp 2's srtp_protect / srtp_unprotect: (srtp_t ctx, void* packet, int* length).
+# The worker passes the addresses of the library aiortc already loads (pylibsrtp's), so the
+# sessions it creates there are used with the functions of the same build.
+ctypedef int (*srtp_fn)(void* ctx, void* pkt, int* length) noexcept nogil
+cdef srtp_fn _srtp_protect = NULL
+cdef srtp_fn _srtp_unprotect = NULL
+
+
+def set_srtp_functions(size_t protect, size_t unprotect) -> None:
+    """Install the addresses of libsrtp 2's ``srtp_protect`` and ``srtp_unprotect``
+    (see :func:`media.native_srtp.srtp_functions`); 0 uninstalls them."""
+    global _srtp_protect, _srtp_unprotect
+    _srtp_protect = <srtp_fn><void*>protect
+    _srtp_unprotect = <srtp_fn><void*>unprotect
+
+
+cdef int c_srtp_protect(uint64_t ctx, uint8_t* pkt, int* length) noexcept nogil:
+    """SRTP-protect ``pkt`` in place (the buffer must have room for the tag); 0 = ok."""
+    if _srtp_protect == NULL or ctx == 0:
+        return -1
+    return _srtp_protect(<void*><size_t>ctx, pkt, length)
 
 
 cdef double c_monotonic_ms() noexcept nogil:
@@ -133,6 +166,24 @@ cdef class NetIO:
         self.relayed = np.zeros(capacity, np.int64)
         self.latched = np.zeros(capacity, np.int64)
         self.last_rx_ms = np.zeros(capacity, np.float64)
+        self.srtp_tx = np.zeros(capacity, np.uint64)
+        self.srtp_rx = np.zeros(capacity, np.uint64)
+        self.srtp_errors = np.zeros(capacity, np.int64)
+        self._stx = self.srtp_tx
+        self._srx = self.srtp_rx
+        self._serr = self.srtp_errors
+        self._fdata = np.zeros((NET_FOREIGN, NET_FOREIGN_WIDTH), np.uint8)
+        self._flen = np.zeros(NET_FOREIGN, np.int32)
+        self._fslot = np.zeros(NET_FOREIGN, np.int32)
+        self._fip = np.zeros(NET_FOREIGN, np.uint32)
+        self._fport = np.zeros(NET_FOREIGN, np.uint16)
+        self._ffam = np.zeros(NET_FOREIGN, np.uint8)
+        self._fip6 = np.zeros((NET_FOREIGN, 16), np.uint8)
+        self._fcount = 0
+        self.foreign_dropped = 0
+        self._fam = np.zeros(capacity, np.uint8)
+        self._rip6 = np.zeros((capacity, 16), np.uint8)
+        self._rscope = np.zeros(capacity, np.uint32)
         self._fds = self.fds
         self._rip = self.remote_ip
         self._rport = self.remote_port
@@ -176,6 +227,7 @@ cdef class NetIO:
         self._fds[slot] = fd
         self._rip[slot] = 0
         self._rport[slot] = 0
+        self._fam[slot] = 4
         self._relay[slot] = -1
         self._ractive[slot] = 0
         self._rx[slot] = 0
@@ -183,6 +235,9 @@ cdef class NetIO:
         self._relayed[slot] = 0
         self._latched[slot] = 0
         self._last_rx[slot] = 0.0
+        self._stx[slot] = 0
+        self._srx[slot] = 0
+        self._serr[slot] = 0
 
     def remove(self, Py_ssize_t slot) -> None:
         """Unregister ``slot`` and clear every relay that points at it."""
@@ -195,6 +250,11 @@ cdef class NetIO:
         self._fds[slot] = -1
         self._send[slot] = 0
         self._relay[slot] = -1
+        self._stx[slot] = 0
+        self._srx[slot] = 0
+        for i in range(self._fcount):  # nothing of a removed slot goes to Python
+            if self._fslot[i] == slot:
+                self._fslot[i] = -1
         for i in range(self.capacity):
             if self._relay[i] == slot:
                 self._relay[i] = -1
@@ -205,14 +265,154 @@ cdef class NetIO:
         self._check_slot(slot)
         self._rip[slot] = ip_be
         self._rport[slot] = port
+        self._fam[slot] = 4
+
+    def set_remote6(self, Py_ssize_t slot, const uint8_t[::1] addr, uint16_t port,
+                    uint32_t scope_id=0) -> None:
+        """Set an IPv6 remote address for ``slot`` (``addr``: the 16 bytes of
+        ``socket.inet_pton(AF_INET6, ip)``; the slot's socket must be AF_INET6). Only
+        WebRTC legs use IPv6 (their ICE sockets); ``remote_ip`` then reads 0."""
+        self._check_slot(slot)
+        if addr.shape[0] != 16:
+            raise ValueError(f"set_remote6 needs 16 address bytes, got {addr.shape[0]}")
+        memcpy(&self._rip6[slot, 0], &addr[0], 16)
+        self._rip[slot] = 0
+        self._rport[slot] = port
+        self._rscope[slot] = scope_id
+        self._fam[slot] = 6
+
+    def remote_addr(self, Py_ssize_t slot) -> tuple:
+        """``(host, port)`` where ``slot`` sends (IPv4 or IPv6), ``("", 0)`` if unset."""
+        self._check_slot(slot)
+        if self._rport[slot] == 0:
+            return ("", 0)
+        if self._fam[slot] == 6:
+            return (socket.inet_ntop(socket.AF_INET6, bytes(self._rip6[slot])),
+                    self._rport[slot])
+        return (socket.inet_ntoa(int(self._rip[slot]).to_bytes(4, "little")),
+                self._rport[slot])
+
+    cdef unsigned int _dest(self, Py_ssize_t slot, void* out) noexcept nogil:
+        """Fill ``out`` (a sockaddr_in6: room for either family) with ``slot``'s
+        remote; returns its length."""
+        cdef sockaddr_in6* sa = <sockaddr_in6*>out
+        cdef sockaddr_in* s4 = <sockaddr_in*>out
+        memset(sa, 0, sizeof(sockaddr_in6))
+        if self._fam[slot] == 6:
+            sa.sin6_family = AF_INET6
+            sa.sin6_port = htons(self._rport[slot])
+            memcpy(&sa.sin6_addr, &self._rip6[slot, 0], 16)
+            sa.sin6_scope_id = self._rscope[slot]
+            return sizeof(sockaddr_in6)
+        s4.sin_family = AF_INET
+        s4.sin_port = htons(self._rport[slot])
+        s4.sin_addr.s_addr = self._rip[slot]
+        return sizeof(sockaddr_in)
+
+    cdef bint _latch_from(self, Py_ssize_t slot, const void* addr) noexcept nogil:
+        """Point ``slot`` at ``addr`` (a received sockaddr of either family); True if
+        it changed."""
+        cdef const sockaddr_in6* src = <const sockaddr_in6*>addr
+        cdef const sockaddr_in* s4 = <const sockaddr_in*>addr
+        if src.sin6_family == AF_INET6:
+            if (self._fam[slot] == 6 and self._rport[slot] == ntohs(src.sin6_port)
+                    and memcmp(&self._rip6[slot, 0], &src.sin6_addr, 16) == 0):
+                return False
+            memcpy(&self._rip6[slot, 0], &src.sin6_addr, 16)
+            self._rscope[slot] = src.sin6_scope_id
+            self._rport[slot] = ntohs(src.sin6_port)
+            self._rip[slot] = 0
+            self._fam[slot] = 6
+            return True
+        if (self._fam[slot] != 6 and self._rip[slot] == s4.sin_addr.s_addr
+                and self._rport[slot] == ntohs(s4.sin_port)):
+            return False
+        self._rip[slot] = s4.sin_addr.s_addr
+        self._rport[slot] = ntohs(s4.sin_port)
+        self._fam[slot] = 4
+        return True
+
+    def set_srtp(self, Py_ssize_t slot, size_t tx, size_t rx) -> None:
+        """Make ``slot`` an SRTP leg sharing its socket with ICE and DTLS (a WebRTC
+        endpoint's, RFC 5764 section 5.1.2): ``tx`` and ``rx`` are libsrtp ``srtp_t``
+        sessions (0 = none) that the caller keeps alive until :meth:`remove`.
+
+        With ``rx`` set, each RTP datagram is unprotected in place before anything else
+        sees it (one that fails authentication is dropped and counted in
+        ``srtp_errors``), and every other datagram (STUN, DTLS, SRTCP) is held for
+        :meth:`take_foreign`. The tick kernel protects what it sends with ``tx``.
+        :func:`set_srtp_functions` must have been called."""
+        self._check_slot(slot)
+        if (tx or rx) and (_srtp_protect == NULL or _srtp_unprotect == NULL):
+            raise ValueError("set_srtp: call set_srtp_functions first")
+        self._stx[slot] = tx
+        self._srx[slot] = rx
+
+    @property
+    def foreign_count(self) -> int:
+        """Datagrams held for :meth:`take_foreign`."""
+        return self._fcount
+
+    def take_foreign(self) -> list:
+        """The held non-RTP datagrams of SRTP slots, oldest first, as
+        ``(slot, data, host, port)``; the hold is emptied. Call on the thread that polls."""
+        cdef Py_ssize_t i
+        out = []
+        for i in range(self._fcount):
+            if self._fslot[i] < 0:
+                continue
+            if self._ffam[i] == 6:
+                host = socket.inet_ntop(socket.AF_INET6, bytes(self._fip6[i]))
+            else:
+                host = socket.inet_ntoa(int(self._fip[i]).to_bytes(4, "little"))
+            out.append((self._fslot[i], bytes(self._fdata[i, :self._flen[i]]), host,
+                        self._fport[i]))
+        self._fcount = 0
+        return out
+
+    cdef bint _srtp_in(self, int32_t slot, uint8_t* row, int32_t* length,
+                       const void* addr) noexcept nogil:
+        """An SRTP slot's datagram: True if it is now plain, authenticated RTP in
+        ``row`` (``length`` updated); else it was dropped or held for Python."""
+        cdef int n = length[0]
+        cdef Py_ssize_t f
+        cdef const sockaddr_in6* src = <const sockaddr_in6*>addr
+        # RFC 5764 5.1.2: 128..191 is RTP or RTCP; RFC 5761 4: PT 192..223 is RTCP
+        if n >= 12 and 128 <= row[0] <= 191 and not (192 <= row[1] <= 223):
+            if n > NET_FOREIGN_WIDTH or _srtp_unprotect(<void*><size_t>self._srx[slot],
+                                                        row, &n) != 0:
+                self._serr[slot] += 1
+                return False
+            length[0] = n
+            return True
+        f = self._fcount
+        if f >= NET_FOREIGN or n > NET_FOREIGN_WIDTH:
+            self.foreign_dropped += 1
+            return False
+        memcpy(&self._fdata[f, 0], row, n)
+        self._flen[f] = n
+        self._fslot[f] = slot
+        if src.sin6_family == AF_INET6:
+            self._ffam[f] = 6
+            memcpy(&self._fip6[f, 0], &src.sin6_addr, 16)
+            self._fip[f] = 0
+            self._fport[f] = ntohs(src.sin6_port)
+        else:
+            self._ffam[f] = 4
+            self._fip[f] = (<const sockaddr_in*>src).sin_addr.s_addr
+            self._fport[f] = ntohs((<const sockaddr_in*>src).sin_port)
+        self._fcount = f + 1
+        return False
 
     cdef void _relay_one(self, int32_t src, uint8_t* pkt, Py_ssize_t n) noexcept nogil:
         cdef int32_t dst = self._relay[src]
-        cdef sockaddr_in sa
+        cdef sockaddr_in6 sa
+        cdef socklen_t salen
         cdef uint32_t ts, outts, ssrc
         cdef uint16_t seq
         cdef uint8_t hdr[12]
         cdef uint8_t buf[1500]
+        cdef int plen
         if dst < 0 or self._fds[dst] < 0 or not self._send[dst] or self._rport[dst] == 0:
             return
         if n < 12 or n > 1500 or (pkt[0] >> 6) != 2 or (pkt[1] & 0x7F) != self._apt[src]:
@@ -242,11 +442,14 @@ cdef class NetIO:
         buf[9] = (ssrc >> 16) & 0xFF
         buf[10] = (ssrc >> 8) & 0xFF
         buf[11] = ssrc & 0xFF
-        memset(&sa, 0, sizeof(sa))
-        sa.sin_family = AF_INET
-        sa.sin_port = htons(self._rport[dst])
-        sa.sin_addr.s_addr = self._rip[dst]
-        if sendto(self._fds[dst], buf, n, MSG_DONTWAIT, &sa, sizeof(sa)) == n:
+        if self._stx[dst] != 0:  # into a WebRTC leg: SRTP (the tag needs room)
+            plen = <int>n
+            if n > 1500 - SRTP_TRAILER_ROOM or c_srtp_protect(self._stx[dst], buf, &plen) != 0:
+                self._serr[dst] += 1
+                return
+            n = plen
+        salen = self._dest(dst, &sa)
+        if sendto(self._fds[dst], buf, n, MSG_DONTWAIT, &sa, salen) == n:
             self._tx[dst] += 1
             self._relayed[dst] += 1
 
@@ -257,7 +460,7 @@ cdef class NetIO:
         """Body of :meth:`poll` over raw row pointers: fill rows ``start..cap-1``, return
         the new row count. A deadline in the past makes one non-blocking sweep (the tick
         kernel of ``cext._tick`` calls this between endpoint chunks)."""
-        cdef Py_ssize_t n = start, i, j, m, want
+        cdef Py_ssize_t n = start, i, j, m, want, base, ln
         cdef int k, timeout, fd
         cdef int32_t slot
         cdef double now, remaining
@@ -265,7 +468,8 @@ cdef class NetIO:
         cdef epoll_event events[NET_MAX_EVENTS]
         cdef mmsghdr msgs[NET_VLEN]
         cdef iovec iov[NET_VLEN]
-        cdef sockaddr_in addrs[NET_VLEN]
+        cdef sockaddr_in6 addrs[NET_VLEN]   # room for either family
+        cdef sockaddr_in* a4
         while n < cap:
             now = c_monotonic_ms()
             remaining = deadline_ms - now
@@ -296,32 +500,43 @@ cdef class NetIO:
                         iov[j].iov_len = width
                         memset(&msgs[j], 0, sizeof(mmsghdr))
                         msgs[j].msg_hdr.msg_name = &addrs[j]
-                        msgs[j].msg_hdr.msg_namelen = sizeof(sockaddr_in)
+                        msgs[j].msg_hdr.msg_namelen = sizeof(sockaddr_in6)
                         msgs[j].msg_hdr.msg_iov = &iov[j]
                         msgs[j].msg_hdr.msg_iovlen = 1
                     m = recvmmsg(fd, msgs, <unsigned int>want, MSG_DONTWAIT, NULL)
                     if m <= 0:
                         break
                     now = c_monotonic_ms()
+                    base = n
                     for j in range(m):
                         row = packets + n * width
+                        if n != base + j:  # an earlier datagram of this batch was held
+                            ln = msgs[j].msg_len if msgs[j].msg_len < width else width
+                            memcpy(row, packets + (base + j) * width, ln)
                         lengths[n] = <int32_t>msgs[j].msg_len
                         slots[n] = slot
                         arrival_ms[n] = now
-                        src_ip[n] = addrs[j].sin_addr.s_addr
-                        src_port[n] = ntohs(addrs[j].sin_port)
+                        if addrs[j].sin6_family == AF_INET6:  # WebRTC legs only
+                            src_ip[n] = 0
+                            src_port[n] = ntohs(addrs[j].sin6_port)
+                        else:
+                            a4 = <sockaddr_in*>&addrs[j]
+                            src_ip[n] = a4.sin_addr.s_addr
+                            src_port[n] = ntohs(a4.sin_port)
+                        if self._srx[slot] != 0:
+                            if lengths[n] > width:  # truncated: neither RTP nor usable
+                                self._serr[slot] += 1
+                                continue
+                            if not self._srtp_in(slot, row, &lengths[n], &addrs[j]):
+                                continue
                         self._rx[slot] += 1
                         self._last_rx[slot] = now
-                        if msgs[j].msg_len >= 12 and (row[0] >> 6) == 2:
+                        if lengths[n] >= 12 and (row[0] >> 6) == 2:
                             # RFC 4961 symmetric RTP: latch on to the peer's source.
-                            if self._latch[slot] and (
-                                    src_ip[n] != self._rip[slot]
-                                    or src_port[n] != self._rport[slot]):
-                                self._rip[slot] = src_ip[n]
-                                self._rport[slot] = src_port[n]
+                            if self._latch[slot] and self._latch_from(slot, &addrs[j]):
                                 self._latched[slot] += 1
-                            if self._relay[slot] >= 0 and msgs[j].msg_len <= width:
-                                self._relay_one(slot, row, msgs[j].msg_len)
+                            if self._relay[slot] >= 0 and lengths[n] <= width:
+                                self._relay_one(slot, row, lengths[n])
                         n += 1
                     if m < want:
                         break
@@ -361,7 +576,8 @@ cdef class NetIO:
         cdef int r
         cdef mmsghdr msgs[NET_VLEN]
         cdef iovec iov[NET_VLEN]
-        cdef sockaddr_in sa
+        cdef sockaddr_in6 sa
+        cdef socklen_t salen
         while i < count:
             slot = slots[i]
             run = 1
@@ -369,16 +585,13 @@ cdef class NetIO:
                 run += 1
             if (0 <= slot < self.capacity and self._fds[slot] >= 0 and self._send[slot]
                     and self._rport[slot] != 0):
-                memset(&sa, 0, sizeof(sa))
-                sa.sin_family = AF_INET
-                sa.sin_port = htons(self._rport[slot])
-                sa.sin_addr.s_addr = self._rip[slot]
+                salen = self._dest(slot, &sa)
                 for j in range(run):
                     iov[j].iov_base = <void*>(packets + (i + j) * width)
                     iov[j].iov_len = lengths[i + j]
                     memset(&msgs[j], 0, sizeof(mmsghdr))
                     msgs[j].msg_hdr.msg_name = &sa
-                    msgs[j].msg_hdr.msg_namelen = sizeof(sa)
+                    msgs[j].msg_hdr.msg_namelen = salen
                     msgs[j].msg_hdr.msg_iov = &iov[j]
                     msgs[j].msg_hdr.msg_iovlen = 1
                 r = sendmmsg(self._fds[slot], msgs, <unsigned int>run, MSG_DONTWAIT)

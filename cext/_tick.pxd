@@ -10,6 +10,7 @@ from cext._net cimport NetIO
 cdef enum:
     TK_FRAME = 160           # samples per tick (20 ms at 8 kHz)
     TK_PKT = 172             # RTP header + 160 G.711 bytes
+    TK_PKT_ROW = 320         # bytes per built-packet row: TK_PKT + SRTP tag (+ MKI) room
     TK_DTMF_CAP = 4          # digits one endpoint can finish in one tick (2 at most)
     TK_SWEEP_EVERY = 64      # endpoints between two non-blocking network sweeps
 

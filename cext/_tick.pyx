@@ -52,7 +52,7 @@ from cext._dtmf cimport DtmfDetector
 from cext._g711 cimport c_alaw_decode, c_alaw_encode, c_ulaw_decode, c_ulaw_encode
 from cext._jitter cimport JitterBuffer
 from cext._mixer cimport MixPlan
-from cext._net cimport NetIO
+from cext._net cimport NetIO, c_srtp_protect
 from cext._rtp cimport RTP_ERR_LENGTH, RTP_OK, RtpFields, c_build_header, c_parse
 from cext._tones cimport PromptPlayer, ToneGenerator
 
@@ -227,11 +227,12 @@ cdef class TickKernel:
         self._ev_slot = self.events_slot
         self._ev_a = self.events_a
         self._ev_b = self.events_b
-        self.packets = np.zeros((cap, TK_PKT), np.uint8)
+        rows = np.zeros((cap, TK_PKT_ROW), np.uint8)
+        self.packets = rows[:, :TK_PKT]  # as built (SRTP rows: protected in place, tag beyond)
         self.packet_lengths = np.full(cap, TK_PKT, np.int32)
         self.packet_slots = np.zeros(cap, np.int32)
         self._send_slots = self.packet_slots
-        self._pkt = self.packets
+        self._pkt = rows
         self._pkt_len = self.packet_lengths
         self._rec_refs = []
         self._rec_buf = NULL
@@ -651,6 +652,7 @@ cdef class TickKernel:
         cdef int16_t* row
         cdef int16_t* buf
         cdef bint done
+        cdef int plen
         if batch == 0:
             b, nxt = self._b0, self._b1
         elif batch == 1:
@@ -733,13 +735,19 @@ cdef class TickKernel:
                     c_build_header(&self._pkt[k, 0], self._spt[s], 0, self._net._oseq[s],
                                    self._net._ots[s], self._net._ossrc[s])
                     self._net._oseq[s] = <uint16_t>(self._net._oseq[s] + 1)
+                    plen = TK_PKT
+                    if self._net._stx[s] != 0 and c_srtp_protect(self._net._stx[s],
+                                                                  &self._pkt[k, 0], &plen) != 0:
+                        self._net._serr[s] += 1
+                        continue
+                    self._pkt_len[k] = plen
                     self._send_slots[k] = s
                     k += 1
                 self._n_send = k
                 self.n_packets = k
                 if io and k > 0:
-                    self.n_sent = self._net._send_rows(&self._pkt[0, 0], TK_PKT, &self._pkt_len[0],
-                                                  &self._send_slots[0], k)
+                    self.n_sent = self._net._send_rows(&self._pkt[0, 0], TK_PKT_ROW,
+                                                  &self._pkt_len[0], &self._send_slots[0], k)
                 for s in range(hi):
                     if self._adv[s]:
                         self._net._ots[s] = self._net._ots[s] + TK_FRAME

@@ -14,9 +14,9 @@ import socket
 import numpy as np
 import numpy.typing as npt
 
-from ._net import NetIO, monotonic_ms
+from ._net import NetIO, monotonic_ms, set_srtp_functions
 
-__all__ = ["NetIO", "RecvBatch", "ip_from_be", "ip_to_be", "monotonic_ms"]
+__all__ = ["NetIO", "RecvBatch", "ip_from_be", "ip_to_be", "monotonic_ms", "set_srtp_functions"]
 
 
 def ip_to_be(ip: str) -> int:

@@ -67,7 +67,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import av
 import numpy as np
@@ -85,6 +85,9 @@ from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
 from cext.g711 import alaw_decode, alaw_encode, ulaw_decode, ulaw_encode
+
+if TYPE_CHECKING:
+    from .webrtc_native import NativeMedia
 
 __all__ = [
     "DEFAULT_CODECS",
@@ -171,6 +174,7 @@ class TickAudioTrack(MediaStreamTrack):
         self._encode: Any = None
         self._enc_buf = np.empty(FRAME, np.uint8)
         self._primed = False
+        self._parked = False
         self.pushed = 0
         """Frames pushed by the tick."""
         self.dropped = 0
@@ -215,6 +219,15 @@ class TickAudioTrack(MediaStreamTrack):
         if w is not None and not w.done():
             w.set_result(None)
 
+    def park(self) -> None:
+        """Stop feeding aiortc's sender (loop thread): the tick kernel sends this leg's
+        RTP itself (:meth:`WebRtcEndpoint.go_native`). ``recv()`` then raises
+        ``MediaStreamError``, which ends aiortc's RTP loop for good (its RTCP goes on),
+        so aiortc never sends RTP with the SSRC the kernel uses."""
+        self._parked = True
+        self._ring.clear()
+        self._wake()
+
     async def _next_samples(self) -> npt.NDArray[np.int16]:
         loop = self._aio_loop
         while not self._ring:
@@ -250,10 +263,10 @@ class TickAudioTrack(MediaStreamTrack):
 
         :raises MediaStreamError: once the track is stopped.
         """
-        if self.readyState != "live":
+        if self.readyState != "live" or self._parked:
             raise MediaStreamError
         samples = await self._next_samples()
-        if self.readyState != "live":
+        if self.readyState != "live" or self._parked:
             raise MediaStreamError
         pts = self._pts
         self._pts += FRAME
@@ -409,6 +422,8 @@ class WebRtcEndpoint:
         self.codec: str | None = None
         """Negotiated codec, lower case (``pcmu``, ``pcma``, ``opus``)."""
         self.tap_installed = False
+        self.native: NativeMedia | None = None
+        """Set once the leg's RTP runs in the tick kernel (:meth:`go_native`)."""
         self.ice_restarts = 0
         self.renegotiations = 0
         self.in_dropped = 0
@@ -431,6 +446,22 @@ class WebRtcEndpoint:
                 self.tap_installed = _install_tap(t, self._tap)
             self._transceiver = t
         return self._transceiver
+
+    def _prefer_one(self, offer: SessionDescription) -> None:
+        """Answer with one audio codec: the first of ``codecs`` that ``offer`` has (the
+        one already in use on a renegotiation). An answer listing several lets the
+        offerer send any of them (aiortc's own offerer sends its first, Opus), while the
+        kernel's path for G.711 legs (media/webrtc_native.py) needs the browser to send
+        what we send."""
+        t = self._ensure_transceiver()
+        offered = {c.mimeType.split("/")[-1].lower() for m in offer.media
+                   if m.kind == "audio" for c in m.rtp.codecs}
+        wanted = self.codec or next((n.lower() for n in self.codecs if n.lower() in offered),
+                                    None)
+        if wanted is None:
+            return  # no common codec: setRemoteDescription reports it
+        caps = RTCRtpSender.getCapabilities("audio").codecs
+        t.setCodecPreferences([c for c in caps if c.mimeType.lower() == f"audio/{wanted}"])
 
     def _negotiated(self) -> None:
         t = self._transceiver
@@ -460,7 +491,7 @@ class WebRtcEndpoint:
                    and pwd is not None and ufrag != self._remote_ice[0])
         if self._remote_ice[0] is not None:
             self.renegotiations += 1
-        self._ensure_transceiver()
+        self._prefer_one(desc)
         if restart:  # before setRemoteDescription, so the new candidates are accepted
             assert ufrag is not None and pwd is not None
             if _ice_restart(self.pc, ufrag, pwd):
@@ -499,6 +530,24 @@ class WebRtcEndpoint:
         except Exception as exc:
             raise WebRtcError(f"sdp: {type(exc).__name__}: {exc}") from exc
         self._remote_ice = _ice_params(SessionDescription.parse(sdp))
+
+    def go_native(self) -> NativeMedia:
+        """Loop thread, once ``connected``: take the leg's RTP socket for the tick
+        kernel and stop aiortc's RTP sending (see :mod:`media.webrtc_native`).
+
+        :raises NativeMediaError: the leg stays on aiortc's path (nothing changed).
+        """
+        from .webrtc_native import NativeMediaError, take_over
+
+        if self.native is not None:
+            raise NativeMediaError("already native")
+        if self.receive_path != "tap" or not self.tap_installed:
+            raise NativeMediaError(f"receive path {self.receive_path} keeps aiortc's RTP")
+        if self._transceiver is None:
+            raise NativeMediaError("not negotiated")
+        self.native = take_over(self.pc, self._transceiver, self.codec)
+        self.track.park()
+        return self.native
 
     @property
     def state(self) -> str:

@@ -88,6 +88,7 @@ from .vad import SPEECH_START, SPEECH_STOP
 
 if TYPE_CHECKING:  # aiortc is imported on the first WebRTC endpoint (worker start-up cost)
     from .webrtc import WebRtcEndpoint
+    from .webrtc_native import NativeMedia
 
 logger = logging.getLogger("hotline.media.worker")
 
@@ -97,6 +98,11 @@ PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 FRAME = 160
 DTMF_CHARS = "0123456789*#ABCD"
 MAX_SLOTS = 8192
+NATIVE_WEBRTC = os.environ.get("HOTLINE_WEBRTC_NATIVE", "1") != "0"
+"""Connected G.711 WebRTC legs carry their RTP in the tick kernel (media/webrtc_native.py).
+``HOTLINE_WEBRTC_NATIVE=0`` keeps every leg on aiortc's path: a diagnostic switch, used by
+benchmarks/webrtc.py to measure one against the other."""
+_srtp_installed = False
 APPLY_BUDGET_MS = 5.0
 """Time the tick thread spends on queued commands per tick before it ticks (the rest
 wait for the next tick, in order)."""
@@ -125,6 +131,9 @@ class WebRtcLeg(RtpEndpoint):
         super().__init__(ep_id, slot, None, 0, rtp_args, in_row, out_row,  # type: ignore[arg-type]
                          now_ms)
         self.rtc = rtc
+        self.native: NativeMedia | None = None
+        """Set (tick thread) once the kernel carries the leg's RTP: its slot then has
+        the ICE socket, SRTP sessions and sends like an RTP leg."""
 
 
 class _RtcLink:
@@ -365,6 +374,8 @@ class MediaWorker:
         self._run_kernel(n, now, full=True)
         if self._webrtc_eps:
             self._webrtc_out()
+            if self.net.foreign_count:
+                self._webrtc_foreign()
         if self._te_open:
             self._te_events(now)
         for ep in self._vad_eps.values():
@@ -402,13 +413,27 @@ class MediaWorker:
                 net.rx_packets[ep.slot] += stored
                 net.last_rx_ms[ep.slot] = now
 
+    def _webrtc_foreign(self) -> None:
+        """After the kernel: the STUN, DTLS and SRTCP datagrams that arrived on the
+        sockets of native WebRTC legs -> their aioice protocol, on the loop (one hop)."""
+        items = []
+        for slot, data, host, port in self.net.take_foreign():
+            ep = self.by_slot[slot]
+            if isinstance(ep, WebRtcLeg) and ep.native is not None:
+                items.append((ep.native.protocol, data, (host, port)))
+        if items and self.loop is not None:
+            try:
+                self.loop.call_soon_threadsafe(_deliver_foreign, items)
+            except RuntimeError:  # the loop is closing (shutdown)
+                pass
+
     def _webrtc_out(self) -> None:
         """After the kernel: each connected, sending WebRTC leg's output row -> its
         outbound ring, then one cross-thread wake-up for all of them."""
         tracks = []
         net = self.net
         for ep in self._webrtc_eps.values():
-            if ep.sends and ep.rtc.pc.connectionState == "connected":
+            if ep.native is None and ep.sends and ep.rtc.pc.connectionState == "connected":
                 ep.rtc.push_pcm(ep.out_row, wake=False)
                 net.tx_packets[ep.slot] += 1
                 tracks.append(ep.rtc.track)
@@ -507,7 +532,7 @@ class MediaWorker:
         _member(self._timeout_eps, ep, ep.media_timeout > 0)
 
     def _bind_sender(self, ep: RtpEndpoint) -> None:
-        if isinstance(ep, WebRtcLeg):  # never in the kernel's send path (no socket)
+        if isinstance(ep, WebRtcLeg) and ep.native is None:  # aiortc sends (no socket)
             self.net.send_enabled[ep.slot] = 0
             self.kernel.set_sender(ep.slot, False, 0, 0, False)
             return
@@ -675,6 +700,30 @@ class MediaWorker:
         self._bind(ep)
         return {"endpoint": ep_id}
 
+    def cmd_native(self, ep_id: int, rtc: WebRtcEndpoint, native: NativeMedia) -> bool:
+        """Move a WebRTC leg's RTP into the kernel (see media/webrtc_native.py): its slot
+        gets the ICE socket, the SRTP sessions and a sender. False if the leg is gone."""
+        ep = self._webrtc_eps.get(ep_id)
+        if ep is None or ep.rtc is not rtc or ep.native is not None:
+            return False
+        net, slot = self.net, ep.slot
+        net.add(slot, native.fd)
+        host, port = native.remote
+        if ":" in host:  # the browser's ICE pair may well be IPv6
+            net.set_remote6(slot, socket.inet_pton(socket.AF_INET6, host), port)
+        else:
+            net.set_remote(slot, ip_to_be(host), port)
+        net.latch[slot] = 1  # authenticated SRTP only (NetIO unprotects before latching)
+        net.out_ssrc[slot] = native.ssrc  # the SSRC aiortc announced in its SDP
+        net.out_seq[slot] = int(self._rng.integers(0, 1 << 15))  # RFC 3550 5.1: random
+        net.out_ts[slot] = int(self._rng.integers(0, 1 << 32))
+        net.set_srtp(slot, native.tx_ptr, native.rx_ptr)
+        ep.native = native
+        ep.codec = native.codec
+        ep.pt = native.pt
+        self._touch(ep)
+        return True
+
     def cmd_modify_endpoint(self, args: dict[str, Any]) -> dict[str, Any]:
         ep = self._ep(args["endpoint"])
         if isinstance(ep, WebRtcLeg):
@@ -722,6 +771,9 @@ class MediaWorker:
                               [s for s in rec.right if s != ep.slot])
         if isinstance(ep, WebRtcLeg):  # the loop closes the peer connection (dispatch)
             self._webrtc_eps.pop(ep.id, None)
+            if ep.native is not None:  # the socket stays aioice's: closed with the pc
+                self.net.remove(ep.slot)
+                ep.native.detached = True
         else:
             self.net.remove(ep.slot)
             ep.sock.close()
@@ -927,6 +979,9 @@ class MediaWorker:
             "out_pushed": track.pushed, "out_dropped": track.dropped,
             "out_silence": track.silence, "out_sent": track.sent,
             "renegotiations": rtc.renegotiations, "ice_restarts": rtc.ice_restarts,
+            "native": ep.native is not None,
+            "srtp_errors": int(self.net.srtp_errors[s]) if ep.native is not None else 0,
+            "remote": list(self.net.remote_addr(s)) if ep.native is not None else None,
             "jitter": {f: getattr(js, f) for f in js.__slots__},
         }
 
@@ -943,6 +998,9 @@ class MediaWorker:
     async def close_webrtc(self) -> None:
         """Close every WebRTC peer connection (asyncio thread, after the tick stopped)."""
         rtcs, self._rtc = list(self._rtc.values()), {}
+        for rtc in rtcs:
+            if rtc.native is not None:
+                rtc.native.detached = True  # the tick is gone: the sockets may close
         await asyncio.gather(*(r.close() for r in rtcs), return_exceptions=True)
 
     # ---------------------------------------------------------------- asyncio side
@@ -1029,6 +1087,54 @@ class MediaWorker:
         else:
             self._write_events([{"event": "webrtc_state", "endpoint": link.endpoint,
                                  "state": state}])
+            if state == "connected":
+                self._go_native(link.endpoint)
+
+    def _go_native(self, ep_id: int) -> None:
+        """Loop thread, on ``connected``: hand the leg's RTP to the kernel if it can go
+        (G.711, IPv4, aiortc 1.16); else it stays on aiortc's path, which works too."""
+        from .webrtc_native import NativeMediaError
+
+        rtc = self._rtc.get(ep_id)
+        if rtc is None or rtc.native is not None or not NATIVE_WEBRTC:
+            return
+        try:
+            native = rtc.go_native()
+        except NativeMediaError as exc:
+            logger.info("WebRTC endpoint %d stays on aiortc's RTP path: %s", ep_id, exc)
+            return
+        if not _srtp_installed:
+            _install_srtp()
+        native.transport.release = lambda done: self._native_release(native, done)
+
+        def applied(result: Any, exc: BaseException | None) -> None:
+            if exc is not None or not result:  # the leg went meanwhile: nothing to undo
+                native.detached = True
+                if exc is not None:
+                    logger.error("WebRTC endpoint %d: kernel RTP failed: %s", ep_id, exc)
+            else:
+                logger.info("WebRTC endpoint %d: RTP in the kernel (%s, %s:%d)", ep_id,
+                            native.codec, *native.remote)
+
+        self._queue(lambda: self.cmd_native(ep_id, rtc, native), applied)
+
+    def _native_release(self, native: NativeMedia, done: Callable[[], None]) -> None:
+        """Loop thread (the peer connection closes): once the kernel has let go of the
+        leg's socket, ``done`` closes it."""
+        if native.detached or not self.running:
+            done()
+            return
+
+        def detach() -> None:
+            if not native.detached:
+                ep = next((e for e in self._webrtc_eps.values() if e.native is native), None)
+                if ep is not None:
+                    self.net.remove(ep.slot)
+                    ep.native = None
+                    self._touch(ep)
+                native.detached = True
+
+        self._queue(detach, lambda result, exc: done())
 
     async def _create_webrtc_endpoint(self, req_id: int, args: dict[str, Any],
                                       reply: Callable[[dict[str, Any]], Any]) -> None:
@@ -1062,6 +1168,8 @@ class MediaWorker:
             self._write_events([{"event": "webrtc_state", "endpoint": ep_id, "state": s}
                                 for s in link.early])
             link.early.clear()
+            if rtc.state == "connected":
+                self._go_native(ep_id)
 
     def _rtc_for(self, req_id: int, ep_id: int,
                  reply: Callable[[dict[str, Any]], Any]) -> WebRtcEndpoint | None:
@@ -1151,6 +1259,26 @@ class MediaWorker:
         finally:
             self.writers.discard(writer)
             writer.close()
+
+
+def _install_srtp() -> None:
+    """Give the kernel libsrtp's functions (once per process, before any SRTP slot)."""
+    global _srtp_installed
+    from cext.net import set_srtp_functions
+
+    from .native_srtp import srtp_functions
+
+    set_srtp_functions(*srtp_functions())
+    _srtp_installed = True
+
+
+def _deliver_foreign(items: list[tuple[asyncio.DatagramProtocol, bytes, tuple[str, int]]]) -> None:
+    """Loop thread: datagrams of native WebRTC sockets that are not RTP -> aioice."""
+    for protocol, data, addr in items:
+        try:
+            protocol.datagram_received(data, addr)
+        except Exception:  # noqa: BLE001 - one bad datagram must not stop the others
+            logger.exception("aioice rejected a datagram from %s", addr)
 
 
 def _member(d: dict[int, RtpEndpoint], ep: RtpEndpoint, member: bool) -> None:

@@ -1,0 +1,175 @@
+"""Hand a connected WebRTC leg's RTP to the tick kernel; aiortc keeps ICE, DTLS and RTCP.
+
+Why: aiortc receives, decrypts, packetises, encrypts and sends every RTP packet in
+Python on the worker's event loop, plus a thread hop each way to the tick. That was
+about three quarters of a WebRTC leg's server CPU and the reason 200 browser legs did
+not fit two cores (benchmarks/README.md). RTP is the only per-packet traffic; ICE
+(STUN consent every few seconds), DTLS (once) and RTCP (about once a second) are not.
+
+How, once the peer connection is ``connected`` (DTLS done) and the codec is G.711:
+
+1. New SRTP sessions from the DTLS keys (:mod:`media.native_srtp`).
+2. The socket of the ICE pair aiortc selected is taken from uvloop: a ``dup`` of its
+   file descriptor goes to the worker's ``NetIO`` (epoll + recvmmsg on the tick thread),
+   uvloop's transport is closed (its own descriptor), and aioice's ``StunProtocol`` gets
+   a :class:`TakenTransport` for what it sends (plain ``sendto`` on the dup).
+3. The kernel demultiplexes every datagram of that socket (RFC 5764 section 5.1.2): RTP
+   is unprotected in C and goes straight into the leg's jitter buffer; STUN, DTLS and
+   SRTCP are handed back, once a tick, to ``StunProtocol.datagram_received`` on the loop,
+   so aiortc's ICE consent, DTLS and RTCP work as before.
+4. The outbound track is parked (aiortc's RTP loop ends); the kernel G.711-encodes,
+   builds, protects and sends the leg's RTP with the SSRC aiortc announced in the SDP.
+   It latches on to the source of authenticated SRTP, so after an ICE restart (the
+   browser's new path) it answers where the browser now sends from.
+
+Not covered (the leg then stays on aiortc's path, which still works): Opus, aiortc
+internals other than 1.16's. An ICE restart that moves the selected pair to
+another *local* socket keeps receiving on the old one through aiortc (the tap) but sends
+from the old socket; browsers keep their host candidates on a restart, so on a LAN the
+pair's local side does not change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pylibsrtp import Session
+
+from .native_srtp import NativeSrtpError, dtls_sessions, session_pointer
+
+__all__ = ["NativeMedia", "NativeMediaError", "TakenTransport", "take_over"]
+
+logger = logging.getLogger("hotline.media.webrtc")
+
+
+class NativeMediaError(ValueError):
+    """The leg cannot move to the kernel (the reason says why); it stays on aiortc."""
+
+
+class TakenTransport(asyncio.DatagramTransport):
+    """Stands in for uvloop's transport under aioice's ``StunProtocol`` once the kernel
+    reads the socket: sends with ``sendto`` on the dup'd descriptor, and on ``close``
+    waits for the worker to take the descriptor out of the kernel (``release``) before
+    closing it and telling the protocol (aioice awaits that in ``Connection.close``).
+    """
+
+    def __init__(self, sock: socket.socket, protocol: asyncio.DatagramProtocol,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self._sock = sock
+        self._protocol = protocol
+        self._loop = loop
+        self._closing = False
+        self.release: Callable[[Callable[[], None]], None] = lambda done: done()
+        """Set by the worker: detach the descriptor from the kernel, then call ``done``
+        on the loop."""
+
+    def sendto(self, data: Any, addr: Any = None) -> None:
+        if self._closing:
+            return
+        with contextlib.suppress(OSError):  # a full buffer or a gone route: UDP drops
+            self._sock.sendto(data, addr)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "socket":
+            return self._sock
+        if name == "sockname":
+            return self._sock.getsockname()
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self.release(self._closed)
+
+    def abort(self) -> None:
+        self.close()
+
+    def _closed(self) -> None:
+        self._sock.close()
+        self._protocol.connection_lost(None)
+
+
+@dataclass
+class NativeMedia:
+    """What the tick needs to run a WebRTC leg's RTP in the kernel (see the module)."""
+
+    fd: int
+    remote: tuple[str, int]
+    ssrc: int
+    pt: int
+    codec: str
+    tx: Session
+    rx: Session
+    transport: TakenTransport
+    protocol: asyncio.DatagramProtocol
+    detached: bool = False
+    """Set by the tick thread once the kernel no longer uses ``fd``."""
+    tx_ptr: int = field(init=False)
+    rx_ptr: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tx_ptr = session_pointer(self.tx)
+        self.rx_ptr = session_pointer(self.rx)
+
+
+def take_over(pc: Any, transceiver: Any, codec: str | None) -> NativeMedia:
+    """Move a connected leg's RTP socket out of uvloop (loop thread). See the module.
+
+    :param pc: the connected ``RTCPeerConnection``.
+    :param transceiver: its audio transceiver.
+    :param codec: the negotiated codec (lower case).
+    :raises NativeMediaError: the leg must stay on aiortc's path (nothing was changed).
+    """
+    if codec not in ("pcmu", "pcma"):
+        raise NativeMediaError(f"codec {codec}: only G.711 runs in the kernel")
+    if pc.connectionState != "connected":
+        raise NativeMediaError(f"connection is {pc.connectionState}")
+    dtls = transceiver.sender.transport
+    conn = getattr(getattr(dtls, "transport", None), "_connection", None)
+    nominated = getattr(conn, "_nominated", None)
+    pair = nominated.get(1) if isinstance(nominated, dict) else None
+    protocol: Any = getattr(pair, "protocol", None)
+    uv_transport = getattr(protocol, "transport", None)
+    if pair is None or protocol is None or uv_transport is None:
+        raise NativeMediaError("no selected ICE pair (aiortc/aioice internals differ?)")
+    if isinstance(uv_transport, TakenTransport):
+        raise NativeMediaError("the pair's socket is already taken")
+    host, port = pair.remote_addr[0], int(pair.remote_addr[1])
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    sock = uv_transport.get_extra_info("socket")
+    if sock is None or sock.family != family or sock.type != socket.SOCK_DGRAM:
+        raise NativeMediaError(f"the pair's local socket is not a UDP socket for {host}")
+    try:
+        tx, rx = dtls_sessions(dtls)
+    except NativeSrtpError as exc:
+        raise NativeMediaError(str(exc)) from exc
+    pts = [c.payloadType for c in transceiver._codecs
+           if c.mimeType.lower() == f"audio/{codec}"]
+    if not pts:
+        raise NativeMediaError(f"no payload type for {codec}")
+    fd = os.dup(sock.fileno())
+    dup = socket.socket(family, socket.SOCK_DGRAM, fileno=fd)
+    dup.setblocking(False)
+    loop = asyncio.get_running_loop()
+    taken = TakenTransport(dup, protocol, loop)
+    # uvloop stops reading once its transport closes; its protocol must not hear of it
+    # (aioice would drop the candidate), so give the transport a throwaway protocol first
+    uv_transport.set_protocol(asyncio.DatagramProtocol())
+    uv_transport.close()
+    protocol.transport = taken
+    return NativeMedia(fd=fd, remote=(host, port), ssrc=int(transceiver.sender._ssrc),
+                       pt=int(pts[0]), codec=codec, tx=tx, rx=rx, transport=taken,
+                       protocol=protocol)
