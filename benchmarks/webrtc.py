@@ -64,6 +64,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -312,9 +313,11 @@ async def _browsers(cfg: dict[str, Any]) -> None:
             self.i = 0
 
         async def recv(self) -> av.Packet:  # type: ignore[type-arg]
-            if self.readyState != "live":
-                raise MediaStreamError
+            if self.readyState != "live" or self.phone.native is not None:
+                raise MediaStreamError  # the engine sends (ends aiortc's RTP loop)
             await pacer.wait(self.phone.index % MIC_PHASES)
+            if self.phone.native is not None:  # taken over while waiting: send nothing
+                raise MediaStreamError
             i = self.i
             self.i += 1
             if (i + self.phone.index * 7) % MARK_EVERY == 0:
@@ -372,6 +375,7 @@ async def _browsers(cfg: dict[str, Any]) -> None:
             self.setup_s = 0.0
             self.codec = ""
             self.rtc_up = asyncio.Event()
+            self.native: Any = None
             self._replies: dict[int, asyncio.Future[dict[str, Any]]] = {}
             self._ids = 0
             self.http: aiohttp.ClientSession | None = None
@@ -413,6 +417,10 @@ async def _browsers(cfg: dict[str, Any]) -> None:
                 if self.codec != "audio/pcmu":
                     raise RuntimeError(f"negotiated {self.codec}, expected audio/pcmu")
                 await asyncio.wait_for(self.rtc_up.wait(), 30.0)
+                if engine is not None:  # RTP in C from here on, like a real browser's
+                    await asyncio.wait_for(_connected(self.pc), 10.0)
+                    self.native = take_over(self.pc, tr, "pcmu")
+                    engine.add(self)
                 await self.cmd("set_state", state="ready")
                 self.state = "ready"
                 self.setup_s = time.monotonic() - t0
@@ -474,7 +482,16 @@ async def _browsers(cfg: dict[str, Any]) -> None:
             for t in self.tasks:
                 t.cancel()
 
+    async def _connected(pc: Any) -> None:
+        while pc.connectionState != "connected":
+            await asyncio.sleep(0.02)
+
     phones = [Phone(i, login) for i, login in zip(cfg["indexes"], cfg["logins"], strict=True)]
+    engine: BrowserEngine | None = None
+    if cfg.get("rtp", "native") == "native":
+        from media.webrtc_native import take_over
+        engine = BrowserEngine(len(phones), loop)
+        engine.start()
     pacer_task = loop.create_task(pacer.run())
     gate = asyncio.Semaphore(cfg["concurrency"])
     t0 = time.monotonic()
@@ -514,6 +531,8 @@ async def _browsers(cfg: dict[str, Any]) -> None:
             _say({"states": dict(states), "rx": sum(p.rx for p in phones)})
         elif msg["cmd"] == "measure":
             pacer.measure = bool(msg["on"])
+            if engine is not None:
+                engine.measure = pacer.measure
             _say({"ok": True})
         elif msg["cmd"] == "report":
             lo, hi = msg["t0"] - 1.0, msg["t1"] + 1.0
@@ -525,7 +544,8 @@ async def _browsers(cfg: dict[str, Any]) -> None:
                 "marks": [t for t in p.marks if lo <= t <= hi],
                 "onsets": [t for t in p.onsets if lo <= t <= hi]} for p in phones],
                 "lag_p99_ms": 1e3 * pct(lags, 99), "lag_max_ms": 1e3 * max(lags, default=0.0),
-                "mic_lag_p99_ms": 1e3 * pct(pacer.lags, 99)})
+                "mic_lag_p99_ms": pct(engine.lateness if engine is not None
+                                      else [1e3 * x for x in pacer.lags], 99)})
         elif msg["cmd"] == "stop":
             closing = asyncio.Semaphore(20)
 
@@ -533,11 +553,165 @@ async def _browsers(cfg: dict[str, Any]) -> None:
                 async with closing:
                     await asyncio.wait_for(p.stop(), 15.0)
 
+            if engine is not None:
+                engine.stop()
             await asyncio.gather(*(one(p) for p in phones), return_exceptions=True)
             probe.cancel()
             pacer_task.cancel()
             _say({"stopped": True})
             break
+
+
+class BrowserEngine(threading.Thread):
+    """The stand-in browsers' RTP once connected, in C like a real browser's: one
+    :class:`cext.net.NetIO` over every phone's ICE socket (taken from aiortc with
+    ``media.webrtc_native.take_over``, as the server does), SRTP by libsrtp in C both
+    ways, microphones sent in ``MIC_PHASES`` groups per 20 ms, arrivals time stamped by
+    the kernel's recvmmsg. STUN/DTLS/SRTCP go back to each phone's aioice protocol on the
+    loop. Without it, aiortc's per-packet Python in the browsers took about as much CPU
+    as the server (benchmarks/README.md), which capped what one box could drive."""
+
+    def __init__(self, cap: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="browser-rtp", daemon=True)
+        from cext.net import NetIO, RecvBatch, set_srtp_functions
+        from media.native_srtp import srtp_functions
+
+        set_srtp_functions(*srtp_functions())
+        self.net = NetIO(cap)
+        self.rb = RecvBatch(max(1024, 4 * cap), 1500)
+        self.loop = loop
+        self.phones: list[Any] = []
+        self.adding: list[Any] = []
+        self.lock = threading.Lock()
+        self.measure = False
+        self.lateness: list[float] = []
+        self.running = True
+        self.pkts = np.zeros((cap, 12 + FRAME + 148), np.uint8)
+        self.pkts[:, 0] = 0x80
+        self.armed = np.ones(cap, bool)
+        self.seq0 = np.zeros(cap, np.int64)  # continue aiortc's stream (SRTP replay window)
+        self.ts0 = np.zeros(cap, np.int64)
+        self.period = 0
+
+    def add(self, phone: Any) -> None:
+        with self.lock:
+            self.adding.append(phone)
+
+    def stop(self) -> None:
+        self.running = False
+        self.join(timeout=5)
+
+    def _attach(self) -> None:
+        with self.lock:
+            adding, self.adding = self.adding, []
+        from cext.net import ip_to_be
+        for ph in adding:
+            nat, slot = ph.native, len(self.phones)
+            self.net.add(slot, nat.fd)
+            host, port = nat.remote
+            if ":" in host:
+                self.net.set_remote6(slot, socket.inet_pton(socket.AF_INET6, host), port)
+            else:
+                self.net.set_remote(slot, ip_to_be(host), port)
+            self.net.latch[slot] = 1
+            self.net.send_enabled[slot] = 1
+            self.net.set_srtp(slot, nat.tx_ptr, nat.rx_ptr)
+            self.pkts[slot, 1] = nat.pt
+            self.pkts[slot, 8:12] = np.frombuffer(nat.ssrc.to_bytes(4, "big"), np.uint8)
+            if nat.next_seq is not None:
+                self.seq0[slot] = nat.next_seq - self.period
+                self.ts0[slot] = nat.next_ts - self.period * FRAME
+            self.phones.append(ph)
+
+    def _drain(self, until_ms: float) -> None:
+        from cext.net import monotonic_ms
+        rb, net = self.rb, self.net
+        while True:
+            k = rb.poll(net, until_ms)
+            if k:
+                p = rb.packets[:k]
+                ok = (((p[:, 0] >> 6) == 2) & (rb.lengths[:k] >= 12 + FRAME))
+                # Chromium-like senders may add header extensions: payload = the last 160
+                ends = rb.lengths[:k]
+                idx = (ends[:, None] - FRAME + np.arange(FRAME)[None, :]).clip(0, 1499)
+                mags = MAG[np.take_along_axis(p, idx, axis=1)].max(axis=1)
+                for slot, mag, t, good in zip(rb.slots[:k].tolist(), mags.tolist(),
+                                              rb.arrival_ms[:k].tolist(), ok.tolist(),
+                                              strict=True):
+                    if not good:
+                        continue
+                    ph = self.phones[slot]
+                    ph.rx += 1
+                    now = t / 1000.0
+                    if ph.t_answer is not None and ph.t_audio is None and mag >= AUDIBLE:
+                        ph.t_audio = now
+                    if mag >= LOUD:
+                        if self.armed[slot]:
+                            ph.onsets.append(now)
+                            self.armed[slot] = False
+                    elif mag < QUIET:
+                        self.armed[slot] = True
+            if net.foreign_count:
+                items = [(self.phones[s].native.protocol, d, (h, pt))
+                         for s, d, h, pt in net.take_foreign()]
+                with contextlib.suppress(RuntimeError):
+                    self.loop.call_soon_threadsafe(_deliver, items)
+            if monotonic_ms() >= until_ms:
+                return
+
+    def run(self) -> None:
+        try:
+            self._run()
+        except BaseException:  # a dead engine must end the run, not lose markers quietly
+            import traceback
+            traceback.print_exc()
+            sys.stderr.flush()
+            os._exit(3)
+
+    def _run(self) -> None:
+        from cext.net import monotonic_ms
+        deadline = monotonic_ms() + 20.0
+        quiet = np.frombuffer(BROWSER_QUIET, np.uint8)
+        mark = np.frombuffer(BROWSER_MARK, np.uint8)
+        while self.running:
+            if self.adding:
+                self._attach()
+            n = len(self.phones)
+            idx_all = np.arange(n, dtype=np.int32)
+            index = np.array([ph.index for ph in self.phones], np.int64)
+            period = self.period
+            is_mark = (period + index * 7) % MARK_EVERY == 0
+            seq = (period + self.seq0[:n]) & 0xFFFF
+            ts = (period * FRAME + self.ts0[:n]) & 0xFFFFFFFF
+            pk = self.pkts
+            pk[:n, 2] = seq >> 8
+            pk[:n, 3] = seq & 0xFF
+            pk[:n, 4:8] = ts.astype(">u4").view(np.uint8).reshape(n, 4)
+            pk[:n, 12:12 + FRAME] = quiet
+            pk[:n][is_mark, 12:12 + FRAME] = mark
+            for g in range(MIC_PHASES):
+                at = deadline + g * PTIME_S * 1000.0 / MIC_PHASES
+                self._drain(at)
+                sel = idx_all[(index % MIC_PHASES) == g]
+                if not len(sel):
+                    continue
+                t = monotonic_ms()
+                if self.measure:
+                    self.lateness.append(t - at)
+                rows = np.ascontiguousarray(pk[sel])
+                self.net.send_srtp(rows, np.full(len(sel), 12 + FRAME, np.int32), sel, len(sel))
+                for s in sel[is_mark[sel]].tolist():
+                    self.phones[s].marks.append(t / 1000.0)
+            self.period += 1
+            deadline += PTIME_S * 1000.0
+            if monotonic_ms() - deadline > 100.0:  # stalled: resync rather than burst
+                deadline = monotonic_ms() + PTIME_S * 1000.0
+
+
+def _deliver(items: list[tuple[Any, bytes, tuple[str, int]]]) -> None:
+    for protocol, data, addr in items:
+        with contextlib.suppress(Exception):
+            protocol.datagram_received(data, addr)
 
 
 def _say(msg: dict[str, Any]) -> None:
@@ -1015,7 +1189,8 @@ def run_legs(n: int, args: argparse.Namespace, budget_end: float) -> Row:
     server = subprocess.Popen(
         [sys.executable, "-m", "hotline", "serve", "--config", str(tmp / "site.toml"),
          "--grace", "3"], cwd=str(ROOT), stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1",
+             "HOTLINE_WEBRTC_NATIVE": "1" if args.server_rtp == "native" else "0"})
     browsers: list[Child] = []
     callers: Child | None = None
     spies: list[tuple[str, subprocess.Popen[bytes], Path]] = []
@@ -1031,7 +1206,8 @@ def run_legs(n: int, args: argparse.Namespace, budget_end: float) -> Row:
             idx = list(range(k, n, procs))
             browsers.append(Child("browsers", {
                 "http": http_port, "logins": [ids[i] for i in idx], "indexes": idx,
-                "concurrency": args.setup_concurrency}, tmp, f"browsers{k}"))
+                "concurrency": args.setup_concurrency, "rtp": args.browser_rtp},
+                tmp, f"browsers{k}"))
         t_setup = time.monotonic()
         ready = [b.recv(30.0 + 1.0 * n) for b in browsers]
         row.setup_s = time.monotonic() - t_setup
@@ -1278,6 +1454,12 @@ def main() -> int:
                     help="window with the browsers connected and no call")
     ap.add_argument("--cps", type=float, default=20.0, help="call setup rate")
     ap.add_argument("--workers", type=int, default=2, help="media workers (one per core)")
+    ap.add_argument("--server-rtp", choices=("native", "aiortc"), default="native",
+                    help="the server's WebRTC RTP: in the media kernel (the default) or "
+                         "through aiortc (HOTLINE_WEBRTC_NATIVE=0), to compare the two")
+    ap.add_argument("--browser-rtp", choices=("native", "aiortc"), default="native",
+                    help="the stand-in browsers' RTP once connected: in C (NetIO + libsrtp, "
+                         "like a real browser) or through aiortc's Python")
     ap.add_argument("--browser-procs", type=int, default=2,
                     help="processes the aiortc browsers are spread over")
     ap.add_argument("--setup-concurrency", type=int, default=8,

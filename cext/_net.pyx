@@ -601,6 +601,38 @@ cdef class NetIO:
             i += run
         return sent
 
+    def send_srtp(self, uint8_t[:, ::1] packets, int32_t[::1] lengths,
+                  const int32_t[::1] slots, Py_ssize_t count) -> int:
+        """:meth:`send`, after SRTP-protecting in place every row whose slot has an SRTP
+        ``tx`` session (:meth:`set_srtp`; ``lengths`` grow by the tag). Rows need
+        ``SRTP_TRAILER_ROOM`` (148) spare bytes; a row without them, or that libsrtp
+        refuses, is counted in ``srtp_errors`` and not sent."""
+        cdef Py_ssize_t i, width = packets.shape[1], sent = 0
+        cdef int32_t s
+        cdef int plen
+        if count < 0 or count > packets.shape[0] or count > lengths.shape[0] \
+                or count > slots.shape[0]:
+            raise ValueError("NetIO.send_srtp count exceeds the arrays")
+        if count == 0:
+            return 0
+        drop = np.empty(count, np.int32)
+        cdef int32_t[::1] dslots = drop
+        with nogil:
+            for i in range(count):
+                s = slots[i]
+                dslots[i] = s
+                if s < 0 or s >= self.capacity or self._stx[s] == 0:
+                    continue
+                plen = lengths[i]
+                if (plen + SRTP_TRAILER_ROOM > width
+                        or c_srtp_protect(self._stx[s], &packets[i, 0], &plen) != 0):
+                    self._serr[s] += 1
+                    dslots[i] = -1  # _send_rows skips slot -1
+                    continue
+                lengths[i] = plen
+            sent = self._send_rows(&packets[0, 0], width, &lengths[0], &dslots[0], count)
+        return sent
+
     def send(self, const uint8_t[:, ::1] packets, const int32_t[::1] lengths,
              const int32_t[::1] slots, Py_ssize_t count) -> int:
         """Send rows ``0..count-1``, row ``i`` from ``slots[i]``'s socket to its remote

@@ -78,7 +78,7 @@ from .config import RouteConfig, SiteConfig, Target, TrunkConfig
 from .dialplan import rewrite
 from .ivrcall import IvrRun
 from .logs import CallLogAdapter
-from .mediactl import CallMedia
+from .mediactl import LOOPBACK_JITTER_MIN_MS, CallMedia
 from .moh import builtin_moh
 from .netaddr import advertised_host, uri_host
 from .queuecall import REFUSED, QueueCalls
@@ -111,6 +111,14 @@ KNOWN_METHODS = frozenset(
 RINGBACK = "tone:ringback"
 """What a transferee hears while the transfer target rings."""
 THREE_WAY_CODE = "*3"
+WEB_PHONE_INSTANCE = "urn:hotline-web:"
+"""The ``+sip.instance`` prefix of the browser phones' bindings (web_softphone/gateway.py):
+their RTP to us only crosses loopback, between two of our media workers."""
+
+
+def is_web_phone(instance: str | None) -> bool:
+    """Whether a binding's ``+sip.instance`` (``<urn:...>``) is a browser phone's."""
+    return instance is not None and instance.strip("<>").startswith(WEB_PHONE_INSTANCE)
 """DTMF an extension sends in a call to join its held call into it (Asterisk's
 ``atxferthreeway`` key)."""
 FEATURE_DIGIT_GAP = 3.0
@@ -962,8 +970,12 @@ class CallControl:
         if a is not None and a.ep is None and not await self._create_answer_endpoint(a):
             return
         host, _ = self._host_for(peer)
+        # a browser phone's leg is a loopback hop between two workers: a small buffer
+        jitter = LOOPBACK_JITTER_MIN_MS if user is not None and any(
+            b.uri == str(uri) and is_web_phone(b.instance)
+            for b in self.registrar.lookup(user, self._clock())) else None
         try:
-            ep, sdp_offer = await self.media.offer(call.media_key, host)
+            ep, sdp_offer = await self.media.offer(call.media_key, host, jitter_min_ms=jitter)
         except MediaError:
             if offer and user is not None:
                 self.queue_calls.offer_failed(call, user, self._clock())

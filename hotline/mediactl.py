@@ -30,6 +30,12 @@ def _endpoint_options(m: sdplib.NegotiatedMedia) -> dict[str, object]:
     }
 
 
+LOOPBACK_JITTER_MIN_MS = 5
+"""The smallest jitter buffer delay of an RTP hop between two of our own workers over
+loopback (a browser phone's leg: no network between them, only the two ticks drift;
+benchmarks/README.md). Network legs keep the worker's default (20 ms)."""
+
+
 class CallMedia:
     """Endpoint and room operations for call control.
 
@@ -75,11 +81,16 @@ class CallMedia:
         await self.pool.modify_endpoint(ep, **_endpoint_options(negotiated))
         return answer, negotiated
 
-    async def offer(self, call_key: str, local_ip: str
+    async def offer(self, call_key: str, local_ip: str, *, jitter_min_ms: int | None = None,
                     ) -> tuple[EndpointHandle, sdplib.SessionDescription]:
-        """Create the endpoint of an outgoing leg and the offer that advertises it."""
+        """Create the endpoint of an outgoing leg and the offer that advertises it
+        (``jitter_min_ms``: as for :meth:`answer`)."""
+        options: dict[str, object] = {}
+        if jitter_min_ms is not None:
+            options["jitter_min_ms"] = jitter_min_ms
         ep = await self.pool.create_endpoint(call_key, media_timeout=0.0, codec="pcmu", pt=0,
-                                             te_pt=sdplib.TELEPHONE_EVENT.payload_type)
+                                             te_pt=sdplib.TELEPHONE_EVENT.payload_type,
+                                             **options)
         sdp = sdplib.build_offer(local_ip, ep.local_port, session_id=next(self._session_ids),
                                  version=1)
         return ep, sdp

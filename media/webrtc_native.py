@@ -115,6 +115,9 @@ class NativeMedia:
     rx: Session
     transport: TakenTransport
     protocol: asyncio.DatagramProtocol
+    next_seq: int | None = None
+    """Where the kernel's RTP continues aiortc's (None: aiortc sent nothing; any start)."""
+    next_ts: int | None = None
     detached: bool = False
     """Set by the tick thread once the kernel no longer uses ``fd``."""
     tx_ptr: int = field(init=False)
@@ -170,6 +173,26 @@ def take_over(pc: Any, transceiver: Any, codec: str | None) -> NativeMedia:
     uv_transport.set_protocol(asyncio.DatagramProtocol())
     uv_transport.close()
     protocol.transport = taken
+    next_seq, next_ts = _continuation(transceiver.sender)
     return NativeMedia(fd=fd, remote=(host, port), ssrc=int(transceiver.sender._ssrc),
                        pt=int(pts[0]), codec=codec, tx=tx, rx=rx, transport=taken,
-                       protocol=protocol)
+                       protocol=protocol, next_seq=next_seq, next_ts=next_ts)
+
+
+def _continuation(sender: Any) -> tuple[int | None, int | None]:
+    """The sequence number and timestamp after the last RTP packet aiortc sent.
+
+    The kernel must continue them: the receiver's SRTP replay window (RFC 3711 section
+    3.3.2) rejects a packet whose index is more than the window behind the highest seen,
+    so a fresh random sequence number would be refused about half the time. aiortc keeps
+    its last 128 packets (``__rtp_history``, a run of consecutive sequence numbers);
+    the last is the one whose successor is not there.
+    """
+    history = getattr(sender, "_RTCRtpSender__rtp_history", None)
+    if not history:
+        return None, None
+    by_seq = {p.sequence_number: p for p in history.values()}
+    last = next((p for seq, p in by_seq.items() if (seq + 1) & 0xFFFF not in by_seq), None)
+    if last is None:
+        return None, None
+    return (last.sequence_number + 1) & 0xFFFF, (last.timestamp + 160) & 0xFFFFFFFF

@@ -715,8 +715,11 @@ class MediaWorker:
             net.set_remote(slot, ip_to_be(host), port)
         net.latch[slot] = 1  # authenticated SRTP only (NetIO unprotects before latching)
         net.out_ssrc[slot] = native.ssrc  # the SSRC aiortc announced in its SDP
-        net.out_seq[slot] = int(self._rng.integers(0, 1 << 15))  # RFC 3550 5.1: random
-        net.out_ts[slot] = int(self._rng.integers(0, 1 << 32))
+        # continue aiortc's stream if it sent any (the browser's SRTP replay window)
+        net.out_seq[slot] = (native.next_seq if native.next_seq is not None
+                             else int(self._rng.integers(0, 1 << 15)))  # RFC 3550 5.1
+        net.out_ts[slot] = (native.next_ts if native.next_ts is not None
+                            else int(self._rng.integers(0, 1 << 32)))
         net.set_srtp(slot, native.tx_ptr, native.rx_ptr)
         ep.native = native
         ep.codec = native.codec

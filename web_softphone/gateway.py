@@ -42,8 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from hotline.callcontrol import THREE_WAY_CODE
-from hotline.mediactl import CallMedia
+from hotline.callcontrol import THREE_WAY_CODE, WEB_PHONE_INSTANCE, is_web_phone
+from hotline.mediactl import LOOPBACK_JITTER_MIN_MS, CallMedia
 from hotline.netaddr import uri_host
 from hotline.trunkselect import authorize_as
 from media.client import EndpointHandle, MediaError
@@ -75,13 +75,14 @@ logger = logging.getLogger("hotline.softphone")
 #: Lifetime of a browser's binding; refreshed at half of it while the page is open.
 BINDING_SECONDS = 3600
 #: The ``+sip.instance`` prefix of browser bindings (stale ones are removed at start).
-INSTANCE_PREFIX = "urn:hotline-web:"
+INSTANCE_PREFIX = WEB_PHONE_INSTANCE
 USER_AGENT = "hotline-web-softphone"
 #: Seconds a phone outlives its page's WebSocket (a reconnecting page takes it back).
 GRACE = 30.0
-#: The smallest jitter buffer delay of the loopback hop from the call's worker (no
-#: network between them: only the two workers' ticks drift; benchmarks/README.md).
-LOOPBACK_JITTER_MIN_MS = 5
+#: The smallest jitter buffer delay of a browser's leg. Agents' browsers sit on the
+#: contact centre's LAN: 10 ms floor, and the adaptive buffer grows on a jittery network
+#: (Wi-Fi, VPN) as for any leg. Trunks keep the worker's 20 ms.
+WEBRTC_JITTER_MIN_MS = 10
 #: What a browser may dial.
 _NUMBER = re.compile(r"[0-9A-Za-z*#+._-]{1,64}")
 
@@ -228,7 +229,7 @@ class Softphones:
         self.stack.sent_by["udp"] = self.address
         for aor in self.registrar.aors():
             for b in self.registrar.lookup(aor, self.clock()):
-                if b.instance and b.instance.startswith(INSTANCE_PREFIX):
+                if is_web_phone(b.instance):
                     self.registrar.remove(aor, b.uri)
         self._refresh = loop.call_later(BINDING_SECONDS / 2, self._refresh_bindings)
         logger.info("softphone_listening", extra={"host": self.address[0],
@@ -309,7 +310,8 @@ class Softphones:
                 else:
                     old = phone.rtc
                     ep, answer = await self.media.pool.create_webrtc_endpoint(
-                        phone.media_key, sdp, media_timeout=0.0)
+                        phone.media_key, sdp, media_timeout=0.0,
+                        jitter_min_ms=WEBRTC_JITTER_MIN_MS)
                     phone.rtc = ep
                     await self._room(phone)
                     if old is not None:

@@ -200,3 +200,35 @@ def test_srtp_slot_over_ipv6() -> None:
     finally:
         ours.close()
         peer.close()
+
+
+def test_send_srtp_protects_rows_in_place(pair) -> None:
+    ours, peer = pair
+    net = NetIO(2)
+    tx = Session(_policy(KEY_B, outbound=True))
+    peer_rx = Session(_policy(KEY_B, outbound=False))
+    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    other.bind(("127.0.0.1", 0))
+    net.add(0, ours.fileno())
+    net.add(1, other.fileno())
+    host, port = peer.getsockname()
+    for slot in (0, 1):
+        net.set_remote(slot, ip_to_be(host), port)
+        net.send_enabled[slot] = 1
+    net.set_srtp(0, session_pointer(tx), 0)  # slot 1 stays plain RTP
+    plain = [_rtp(1, 160, fill=1), _rtp(2, 320, fill=2), _rtp(3, 480, fill=3)]
+    rows = np.zeros((3, 172 + 148), np.uint8)
+    for i, p in enumerate(plain):
+        rows[i, :len(p)] = np.frombuffer(p, np.uint8)
+    lengths = np.full(3, 172, np.int32)
+    assert net.send_srtp(rows, lengths, np.array([0, 1, 0], np.int32), 3) == 3
+    assert lengths.tolist() == [182, 172, 182]
+    got = [peer.recv(2048) for _ in range(3)]
+    assert peer_rx.unprotect(got[0]) == plain[0]
+    assert got[1] == plain[1]
+    assert peer_rx.unprotect(got[2]) == plain[2]
+    narrow = np.zeros((1, 180), np.uint8)  # no room for the tag: not sent
+    narrow[0, :172] = np.frombuffer(plain[0], np.uint8)
+    assert net.send_srtp(narrow, np.full(1, 172, np.int32), np.zeros(1, np.int32), 1) == 0
+    assert int(net.srtp_errors[0]) == 1
+    other.close()
