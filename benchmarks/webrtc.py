@@ -9,10 +9,15 @@ that lets the SIP callers in. Two kinds of load process share the machine with i
   connections, each the protocol of ``tests/e2e/test_web_phone.py``'s ``Browser``: log in,
   open ``/api/ws``, ``rtc_offer``, wait for the ``rtc`` ``connected`` event,
   ``set_state ready``; on a ringing ``phone`` event send ``phone_answer`` at once. Their
-  microphones send PCMU (pre-encoded ``av.Packet``\\ s, as the server's own track does,
-  so aiortc only packetises and encrypts), paced by one 20 ms clock per process. Their
-  receivers' jitter buffers are swapped for a tap that time stamps each decrypted RTP
-  packet (aiortc's 80 ms buffer and decoder thread are the browser's, not the server's).
+  microphones send PCMU, paced by one 20 ms clock per process in ``MIC_PHASES`` groups.
+  Once connected (``--browser-rtp native``, the default) a process's RTP runs in C like a
+  real browser's (:class:`BrowserEngine`: the server's own ``take_over``, one
+  ``cext.net.NetIO`` with libsrtp both ways, arrival times from recvmmsg); with
+  ``--browser-rtp aiortc`` aiortc sends pre-encoded ``av.Packet``\\ s and a tap in place
+  of its 80 ms jitter buffer time stamps each decrypted packet. aiortc's Python cost
+  the stand-ins about as much CPU as the server, which capped what the box could drive.
+  ``--server-rtp aiortc`` runs the server with ``HOTLINE_WEBRTC_NATIVE=0`` (its WebRTC
+  RTP through aiortc) to compare.
 * **callers** (one process, no asyncio): a small SIP UAC over UDP (text requests, the
   project's ``sip.message`` parser for what comes back) that places N calls to ``200``
   at ``--cps``, and sends/receives every call's RTP with one :class:`cext.net.NetIO`
@@ -1485,8 +1490,10 @@ def main() -> int:
     cpu_model = next((ln.split(":", 1)[1].strip() for ln in
                       Path("/proc/cpuinfo").read_text().splitlines()
                       if ln.startswith("model name")), "?")
-    print(f"# webrtc: N aiortc browsers (in {args.browser_procs} processes) answer N SIP calls "
-          f"(queue {QUEUE}, longest-idle, wrap-up 0) set up at {args.cps:g}/s; "
+    print(f"# webrtc: N aiortc browsers (in {args.browser_procs} processes; their RTP "
+          f"{'in C' if args.browser_rtp == 'native' else 'in aiortc'}) answer N SIP calls "
+          f"(queue {QUEUE}, longest-idle, wrap-up 0) set up at {args.cps:g}/s; server "
+          f"WebRTC RTP {'in the media kernel' if args.server_rtp == 'native' else 'in aiortc'}; "
           f"{args.workers} media workers, recording on (WAV); {os.cpu_count()} cores "
           f"({cpu_model}) shared with the load processes; {time.strftime('%Y-%m-%d')}")
     print("# a2a = answer-to-audio (phone_answer sent -> first caller audio at the browser); "

@@ -42,8 +42,12 @@ The worker's tick thread owns the audio. The two meet at two small thread-safe r
   RTP. :meth:`WebRtcEndpoint.pull_pcm` is the simpler, unbuffered alternative: it pops
   one frame or returns ``None``.
 
-Codec choice: the answer puts PCMU first, then PCMA, then Opus (``DEFAULT_CODECS``),
-keeping only codecs that the offer has. Chrome offers PCMU/PCMA, so a browser leg runs
+Once a G.711 leg is ``connected``, the worker moves its RTP out of both rings into the
+tick kernel (:meth:`WebRtcEndpoint.go_native`, :mod:`media.webrtc_native`): the rings are
+the path while negotiating, for Opus, and with ``HOTLINE_WEBRTC_NATIVE=0``.
+
+Codec choice: the answer carries one codec, the first of PCMU, PCMA, Opus
+(``DEFAULT_CODECS``) that the offer has (``_prefer_one``). Chrome offers PCMU/PCMA, so a browser leg runs
 the same G.711 as a trunk, and bridging the two needs no resampling or transcoding. Opus
 is used only when it is all the browser offers.
 

@@ -38,7 +38,11 @@ thread; the tick meets it at two thread-safe rings. Each tick, before the kernel
 the tick thread drains each leg's inbound ring into its jitter buffer
 (``drain_into``); after the kernel, it pushes each connected leg's output row
 (``push_pcm(wake=False)``) and wakes all their outbound tracks with one
-``call_soon_threadsafe`` (``wake_tracks``). It never waits on the loop. Signaling
+``call_soon_threadsafe`` (``wake_tracks``). It never waits on the loop. Once a G.711
+leg is connected (``_go_native``), its slot gets the ICE socket and SRTP sessions and
+the kernel carries its RTP like an RTP leg's (media/webrtc_native.py); the rings then
+stay empty and the tick hands the socket's STUN/DTLS/SRTCP back to the loop
+(``_webrtc_foreign``). Signaling
 (offer/answer, renegotiation) and ``close()`` run on the loop; only the slot's creation
 and removal are tick commands.
 
