@@ -11,7 +11,9 @@ naturally, and a 20 ms tick reads exactly 160 samples.
 Delay model. Every packet gives a transit ``arrival_ms * 8 - ext_ts`` (samples). The
 minimum and maximum transit over the last one to two 500 ms windows give the base
 transit and the jitter spread (the spread is peak-held, decaying 10 ms per second);
-``target = clamp(spread + 10 ms, min_delay, max_delay)``.
+``target = clamp(spread + margin, min_delay, max_delay)`` where the margin is 10 ms, or
+``min_delay`` when that is lower (a floor under 10 ms is asked for on clean hops, such as
+two of our own workers over loopback, and 10 ms on top of it would defeat it).
 At a tick, ``ts_now = now_ms * 8 - base`` is where the sender's clock is, and the
 playout delay is ``ts_now - play_ts``. The first tick after a (re)sync anchors
 ``play_ts`` on the frame grid of the first packet so that the delay is in
@@ -307,7 +309,9 @@ cdef class JitterBuffer:
                 self._last_arrival_ms = arrival_ms
             if top - base > self._spread:
                 self._spread = top - base
-        t = self._spread + MARGIN
+        # the margin never exceeds the floor: a caller that sets a floor under 10 ms
+        # knows the hop is clean (two of our workers over loopback)
+        t = self._spread + (MARGIN if MARGIN < self._min_delay else self._min_delay)
         if t < self._min_delay:
             t = self._min_delay
         if t > self._max_delay:

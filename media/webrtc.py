@@ -47,9 +47,9 @@ tick kernel (:meth:`WebRtcEndpoint.go_native`, :mod:`media.webrtc_native`): the 
 the path while negotiating, for Opus, and with ``HOTLINE_WEBRTC_NATIVE=0``.
 
 Codec choice: the answer carries one codec, the first of PCMU, PCMA, Opus
-(``DEFAULT_CODECS``) that the offer has (``_prefer_one``). Chrome offers PCMU/PCMA, so a browser leg runs
-the same G.711 as a trunk, and bridging the two needs no resampling or transcoding. Opus
-is used only when it is all the browser offers.
+(``DEFAULT_CODECS``) that the offer has (``_prefer_one``). Chrome offers PCMU/PCMA, so
+a browser leg runs the same G.711 as a trunk, and bridging the two needs no resampling
+or transcoding. Opus is used only when it is all the browser offers.
 
 ICE restart: aiortc 1.16 ignores the new ``ice-ufrag``/``ice-pwd`` of a restart offer
 (``RTCIceTransport.start`` runs once). When an offer restarts ICE, :func:`_ice_restart`

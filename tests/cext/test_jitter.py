@@ -177,6 +177,18 @@ def test_clean_stream_is_reproduced_exactly(phase: float) -> None:
     assert 40.0 <= s.delay_ms < 60.0
 
 
+@pytest.mark.parametrize(("floor", "want"), [(5, 5.0), (10, 10.0), (20, 20.0), (40, 40.0)])
+def test_margin_never_exceeds_a_low_floor(floor: int, want: float) -> None:
+    """A regular stream (spread 0) plays at the floor: the 10 ms margin over the
+    measured spread is capped at the floor, so a 5 ms floor means 5 ms, not 10."""
+    audio = voice(F * 60, 2)
+    jb = JitterBuffer(min_delay_ms=floor, max_delay_ms=200)
+    out, flags, _ = play(jb, stream(audio), 62, 7.0)
+    assert jb.target_delay_ms == want
+    assert want <= jitter.stats(jb).delay_ms < want + 20.0
+    assert flags.count(FRAME_REAL) >= 58 and not jb.late
+
+
 def test_put_batch_from_parser_pcmu_and_pcma() -> None:
     audio = voice(F * 20, 2)
     batch = rtp.RtpBatch(4)
