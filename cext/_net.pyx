@@ -22,7 +22,7 @@ No Python object is created per packet.
 
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcmp, memcpy, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 
 import socket
 
@@ -413,12 +413,26 @@ cdef class NetIO:
         cdef uint8_t hdr[12]
         cdef uint8_t buf[1500]
         cdef int plen
+        cdef Py_ssize_t hlen, elen
         if dst < 0 or self._fds[dst] < 0 or not self._send[dst] or self._rport[dst] == 0:
             return
         if n < 12 or n > 1500 or (pkt[0] >> 6) != 2 or (pkt[1] & 0x7F) != self._apt[src]:
             return
         ts = (<uint32_t>pkt[4] << 24) | (<uint32_t>pkt[5] << 16) | (<uint32_t>pkt[6] << 8) | pkt[7]
         memcpy(buf, pkt, n)
+        if buf[0] & 0x10:
+            # Header extensions (RFC 8285) belong to the hop they came on: a browser's
+            # mid/abs-send-time mean nothing to a trunk, and a trunk's IDs could collide
+            # with those negotiated with a browser. Drop them (and the X bit).
+            hlen = 12 + 4 * (buf[0] & 0x0F)
+            if hlen + 4 > n:
+                return
+            elen = 4 + 4 * ((<Py_ssize_t>buf[hlen + 2] << 8) | buf[hlen + 3])
+            if hlen + elen > n:
+                return
+            memmove(buf + hlen, buf + hlen + elen, n - hlen - elen)
+            n -= elen
+            buf[0] &= 0xEF
         if not self._ractive[dst]:
             # First relayed packet: continue the target's outgoing timestamp line and
             # mark the discontinuity (RFC 3551 4.1: marker on the first packet of a talkspurt).

@@ -560,8 +560,8 @@ class MediaWorker:
         if len(members) != 2 or gains:
             return None
         a, b = (self.endpoints[m] for m in members)
-        if isinstance(a, WebRtcLeg) or isinstance(b, WebRtcLeg):
-            return None  # SRTP in aiortc: nothing to forward packet by packet
+        if any(isinstance(e, WebRtcLeg) and e.native is None for e in (a, b)):
+            return None  # its RTP is aiortc's: nothing to forward packet by packet
         if (hears == {a.id: [b.id], b.id: [a.id]} and a.codec == b.codec
                 and a.direction == b.direction == "sendrecv"
                 and not (a.player or b.player or a.tone_tx or b.tone_tx
@@ -981,7 +981,8 @@ class MediaWorker:
             "id": ep.id, "kind": "webrtc", "port": 0, "codec": rtc.codec,
             "direction": ep.direction, "state": rtc.state,
             "rx_packets": int(self.net.rx_packets[s]), "tx_packets": int(self.net.tx_packets[s]),
-            "relaying": False, "tap_installed": rtc.tap_installed,
+            "relaying": bool(self.net.relay_to[s] >= 0),
+            "relayed": int(self.net.relayed[s]), "tap_installed": rtc.tap_installed,
             "tap_packets": tap.packets, "in_dropped": tap.dropped + rtc.in_dropped,
             "out_pushed": track.pushed, "out_dropped": track.dropped,
             "out_silence": track.silence, "out_sent": track.sent,

@@ -232,3 +232,53 @@ def test_send_srtp_protects_rows_in_place(pair) -> None:
     assert net.send_srtp(narrow, np.full(1, 172, np.int32), np.zeros(1, np.int32), 1) == 0
     assert int(net.srtp_errors[0]) == 1
     other.close()
+
+
+def test_relay_between_srtp_and_plain_slots_drops_header_extensions(pair) -> None:
+    """A two-party bridge of a WebRTC leg and an RTP leg is relayed in C both ways:
+    unprotected on the way in, protected on the way out, the sender's RTP header
+    extensions (RFC 8285: they belong to their hop) removed."""
+    ours, peer = pair
+    trunk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    trunk.bind(("127.0.0.1", 0))
+    trunk.setblocking(False)
+    far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    far.bind(("127.0.0.1", 0))
+    far.settimeout(2.0)
+    try:
+        net = NetIO(2)
+        rx = Session(_policy(KEY_A, outbound=False))
+        tx = Session(_policy(KEY_B, outbound=True))
+        peer_tx = Session(_policy(KEY_A, outbound=True))
+        peer_rx = Session(_policy(KEY_B, outbound=False))
+        net.add(0, ours.fileno())   # the browser's leg
+        net.add(1, trunk.fileno())  # the trunk's leg
+        net.set_srtp(0, session_pointer(tx), session_pointer(rx))
+        for slot, sock in ((0, peer), (1, far)):
+            host, port = sock.getsockname()
+            net.set_remote(slot, ip_to_be(host), port)
+            net.send_enabled[slot] = 1
+        net.relay_to[0], net.relay_to[1] = 1, 0
+        net.audio_pt[:] = 0
+        net.out_pt[:] = 0
+        net.out_ssrc[0], net.out_ssrc[1] = 0xB0B, 0x7777
+        # browser -> trunk: one-byte header extension block (0xBEDE, 1 word)
+        ext = b"\xbe\xde\x00\x01" + b"\x10\xaa\x00\x00"
+        body = bytes([0x55]) * FRAME
+        with_ext = bytes([0x90, 0]) + (5).to_bytes(2, "big") + (800).to_bytes(4, "big") \
+            + (0x1234).to_bytes(4, "big") + ext + body
+        peer.sendto(peer_tx.protect(with_ext), ours.getsockname())
+        # trunk -> browser: plain RTP
+        far.sendto(_rtp(9, 4000, ssrc=0x4242, fill=0x66), trunk.getsockname())
+        rb = RecvBatch(8)
+        assert _poll_all(net, rb, 2) == 2
+        got = far.recv(2048)
+        assert got[0] == 0x80 and len(got) == 12 + FRAME and got[12:] == body
+        assert int.from_bytes(got[8:12], "big") == 0x7777
+        to_browser = peer_rx.unprotect(peer.recv(2048))
+        assert to_browser[12:] == bytes([0x66]) * FRAME
+        assert int.from_bytes(to_browser[8:12], "big") == 0xB0B
+        assert int(net.relayed[0]) == 1 and int(net.relayed[1]) == 1
+    finally:
+        trunk.close()
+        far.close()
