@@ -138,6 +138,9 @@ class WebRtcLeg(RtpEndpoint):
         self.native: NativeMedia | None = None
         """Set (tick thread) once the kernel carries the leg's RTP: its slot then has
         the ICE socket, SRTP sessions and sends like an RTP leg."""
+        self.other_path = False
+        """RTP of a native leg also came through aiortc: the browser sends on another
+        ICE pair than the socket the kernel reads, so the leg is mixed, never relayed."""
 
 
 class _RtcLink:
@@ -409,6 +412,11 @@ class MediaWorker:
             inbound = ep.rtc.inbound
             if not inbound:
                 continue
+            if ep.native is not None and not ep.other_path:
+                ep.other_path = True
+                logger.info("WebRTC endpoint %d: RTP also arrives on another ICE pair: "
+                            "mixed, not relayed", ep.id)
+                self._touch(ep)
             if not ep.receives:  # RFC 3264 sendonly/inactive: discard what arrives
                 inbound.clear()
                 continue
@@ -560,8 +568,9 @@ class MediaWorker:
         if len(members) != 2 or gains:
             return None
         a, b = (self.endpoints[m] for m in members)
-        if any(isinstance(e, WebRtcLeg) and e.native is None for e in (a, b)):
-            return None  # its RTP is aiortc's: nothing to forward packet by packet
+        if any(isinstance(e, WebRtcLeg) and (e.native is None or e.other_path)
+               for e in (a, b)):
+            return None  # its RTP is (also) aiortc's: nothing to forward packet by packet
         if (hears == {a.id: [b.id], b.id: [a.id]} and a.codec == b.codec
                 and a.direction == b.direction == "sendrecv"
                 and not (a.player or b.player or a.tone_tx or b.tone_tx
