@@ -35,15 +35,27 @@ def _rtp(seq: int, ts: int, ssrc: int = 0x1234, pt: int = 0, fill: int = 0x55) -
             + ssrc.to_bytes(4, "big") + bytes([fill]) * FRAME)
 
 
+def _udp(host: str = "127.0.0.1", timeout: float | None = None) -> socket.socket:
+    """A bound UDP socket: non-blocking (ours, for NetIO) or with a timeout (a peer)."""
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((host, 0))
+    if timeout is None:
+        s.setblocking(False)
+    else:
+        s.settimeout(timeout)
+    return s
+
+
+def _sessions() -> tuple[Session, Session, Session, Session]:
+    """Our (tx, rx) and the peer's (tx, rx): KEY_A peer -> us, KEY_B us -> peer."""
+    return (Session(_policy(KEY_B, outbound=True)), Session(_policy(KEY_A, outbound=False)),
+            Session(_policy(KEY_A, outbound=True)), Session(_policy(KEY_B, outbound=False)))
+
+
 @pytest.fixture()
 def pair():
     set_srtp_functions(*srtp_functions())
-    ours = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    ours.bind(("127.0.0.1", 0))
-    ours.setblocking(False)
-    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    peer.bind(("127.0.0.1", 0))
-    peer.settimeout(2.0)
+    ours, peer = _udp(), _udp(timeout=2.0)
     yield ours, peer
     ours.close()
     peer.close()
@@ -60,8 +72,7 @@ def _poll_all(net: NetIO, rb: RecvBatch, want: int) -> int:
 def test_srtp_slot_receives_plain_rtp_and_holds_the_rest(pair) -> None:
     ours, peer = pair
     net = NetIO(4)
-    rx = Session(_policy(KEY_A, outbound=False))
-    peer_tx = Session(_policy(KEY_A, outbound=True))
+    _, rx, peer_tx, _ = _sessions()
     net.add(2, ours.fileno())
     net.latch[2] = 1
     net.set_srtp(2, 0, session_pointer(rx))
@@ -112,8 +123,7 @@ def test_removed_slot_hands_nothing_to_python(pair) -> None:
 def test_tick_kernel_sends_srtp_the_peer_can_read(pair) -> None:
     ours, peer = pair
     net = NetIO(2)
-    tx = Session(_policy(KEY_B, outbound=True))
-    peer_rx = Session(_policy(KEY_B, outbound=False))
+    tx, _, _, peer_rx = _sessions()
     net.add(1, ours.fileno())
     host, port = peer.getsockname()
     net.set_remote(1, ip_to_be(host), port)
@@ -157,20 +167,13 @@ def test_srtp_slot_over_ipv6() -> None:
     """Browsers often pick an IPv6 ICE pair: receive, latch, send and hold all work."""
     set_srtp_functions(*srtp_functions())
     try:
-        ours = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        ours.bind(("::1", 0))
+        ours = _udp("::1")
     except OSError:
         pytest.skip("no ::1")
-    ours.setblocking(False)
-    peer = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-    peer.bind(("::1", 0))
-    peer.settimeout(2.0)
+    peer = _udp("::1", timeout=2.0)
     try:
         net = NetIO(1)
-        rx = Session(_policy(KEY_A, outbound=False))
-        tx = Session(_policy(KEY_B, outbound=True))
-        peer_tx = Session(_policy(KEY_A, outbound=True))
-        peer_rx = Session(_policy(KEY_B, outbound=False))
+        tx, rx, peer_tx, peer_rx = _sessions()
         net.add(0, ours.fileno())
         net.latch[0] = 1
         net.send_enabled[0] = 1
@@ -207,8 +210,7 @@ def test_send_srtp_protects_rows_in_place(pair) -> None:
     net = NetIO(2)
     tx = Session(_policy(KEY_B, outbound=True))
     peer_rx = Session(_policy(KEY_B, outbound=False))
-    other = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    other.bind(("127.0.0.1", 0))
+    other = _udp()
     net.add(0, ours.fileno())
     net.add(1, other.fileno())
     host, port = peer.getsockname()
@@ -239,18 +241,10 @@ def test_relay_between_srtp_and_plain_slots_drops_header_extensions(pair) -> Non
     unprotected on the way in, protected on the way out, the sender's RTP header
     extensions (RFC 8285: they belong to their hop) removed."""
     ours, peer = pair
-    trunk = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    trunk.bind(("127.0.0.1", 0))
-    trunk.setblocking(False)
-    far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    far.bind(("127.0.0.1", 0))
-    far.settimeout(2.0)
+    trunk, far = _udp(), _udp(timeout=2.0)
     try:
         net = NetIO(2)
-        rx = Session(_policy(KEY_A, outbound=False))
-        tx = Session(_policy(KEY_B, outbound=True))
-        peer_tx = Session(_policy(KEY_A, outbound=True))
-        peer_rx = Session(_policy(KEY_B, outbound=False))
+        tx, rx, peer_tx, peer_rx = _sessions()
         net.add(0, ours.fileno())   # the browser's leg
         net.add(1, trunk.fileno())  # the trunk's leg
         net.set_srtp(0, session_pointer(tx), session_pointer(rx))
