@@ -121,6 +121,9 @@ Opus encoder cuts its resampler output into 960-sample frames, so without a prim
 first 20 ms comes out 96 samples short and every packet then lags by a whole frame
 (measured: +20 ms). The first frame we hand it carries this much extra silence; the
 inbound side pads the first resampled frame the same way."""
+MEDIA_WAIT_S = 1.0
+"""How long a connected leg waits for the browser's first RTP before its RTP moves to
+the kernel on the selected pair's socket (see :meth:`WebRtcEndpoint.when_media`)."""
 OUT_RING = 3
 """Outbound frames kept when the sender falls behind (60 ms); older frames are dropped."""
 IN_RING = 50
@@ -426,6 +429,8 @@ class WebRtcEndpoint:
         self.codec: str | None = None
         """Negotiated codec, lower case (``pcmu``, ``pcma``, ``opus``)."""
         self.tap_installed = False
+        self._media_path: tuple[Any, tuple[str, int]] | None = None
+        self._watching = False
         self.native: NativeMedia | None = None
         """Set once the leg's RTP runs in the tick kernel (:meth:`go_native`)."""
         self.ice_restarts = 0
@@ -535,9 +540,37 @@ class WebRtcEndpoint:
             raise WebRtcError(f"sdp: {type(exc).__name__}: {exc}") from exc
         self._remote_ice = _ice_params(SessionDescription.parse(sdp))
 
+    def when_media(self, ready: Callable[[], Any], timeout: float = MEDIA_WAIT_S) -> None:
+        """Loop thread, once ``connected``: call ``ready()`` when the browser's first RTP
+        arrives (its socket and source are kept for :meth:`go_native`), or after
+        ``timeout`` seconds if none does (a muted page: the selected pair is used)."""
+        from .webrtc_native import watch_media_path
+
+        if self._transceiver is None or self._watching:
+            return
+        self._watching = True
+        fired = False
+
+        def fire() -> None:
+            nonlocal fired
+            if not fired:
+                fired = True
+                self._watching = False
+                stop()
+                timer.cancel()
+                ready()
+
+        def found(protocol: Any, source: tuple[str, int]) -> None:
+            self._media_path = (protocol, source)
+            self._loop.call_soon(fire)
+
+        stop = watch_media_path(self._transceiver, found)
+        timer = self._loop.call_later(timeout, fire)
+
     def go_native(self) -> NativeMedia:
         """Loop thread, once ``connected``: take the leg's RTP socket for the tick
-        kernel and stop aiortc's RTP sending (see :mod:`media.webrtc_native`).
+        kernel and stop aiortc's RTP sending (see :mod:`media.webrtc_native`): the socket
+        the browser's RTP arrived on (:meth:`when_media`), else the selected pair's.
 
         :raises NativeMediaError: the leg stays on aiortc's path (nothing changed).
         """
@@ -549,7 +582,7 @@ class WebRtcEndpoint:
             raise NativeMediaError(f"receive path {self.receive_path} keeps aiortc's RTP")
         if self._transceiver is None:
             raise NativeMediaError("not negotiated")
-        self.native = take_over(self.pc, self._transceiver, self.codec)
+        self.native = take_over(self.pc, self._transceiver, self.codec, self._media_path)
         self.track.park()
         return self.native
 

@@ -37,6 +37,7 @@ import ipaddress
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -120,6 +121,9 @@ class NativeMedia:
     next_ts: int | None = None
     detached: bool = False
     """Set by the tick thread once the kernel no longer uses ``fd``."""
+    taken_ms: float = field(default_factory=lambda: time.monotonic() * 1000.0)
+    """When the socket was taken (CLOCK_MONOTONIC ms): RTP that aiortc read before may
+    still reach the leg's ring for a moment after."""
     tx_ptr: int = field(init=False)
     rx_ptr: int = field(init=False)
 
@@ -128,12 +132,59 @@ class NativeMedia:
         self.rx_ptr = session_pointer(self.rx)
 
 
-def take_over(pc: Any, transceiver: Any, codec: str | None) -> NativeMedia:
+def _ice_connection(transceiver: Any) -> Any:
+    return getattr(getattr(transceiver.sender.transport, "transport", None), "_connection", None)
+
+
+def _is_rtp(data: bytes) -> bool:
+    # RFC 5764 5.1.2 and RFC 5761 4: RTP, not RTCP
+    return len(data) >= 12 and 128 <= data[0] <= 191 and not 192 <= data[1] <= 223
+
+
+def watch_media_path(transceiver: Any, found: Callable[[Any, tuple[str, int]], None]) -> (
+        Callable[[], None]):
+    """Call ``found(protocol, source)`` (loop thread) with the aioice protocol (local
+    socket) and the source of the first RTP datagram the peer sends; returns a function
+    that stops watching.
+
+    Why: the pair aioice reports as selected on the controlled side is not always the one
+    the browser sends on (aioice's own controlling side nominates aggressively, so a later
+    pair can win on our side: 6 of 100 stand-in legs). Taking the socket the media
+    actually arrives on makes the kernel read what the browser sends. It costs one
+    wrapper call per datagram until the first RTP, then nothing.
+    """
+    conn = _ice_connection(transceiver)
+    protocols = list(getattr(conn, "_protocols", []) or [])
+    wrapped: list[Any] = []
+
+    def stop() -> None:
+        for p in wrapped:
+            with contextlib.suppress(AttributeError):
+                del p.datagram_received  # back to the class's method
+        wrapped.clear()
+
+    for p in protocols:
+        def datagram_received(data: bytes, addr: Any, p: Any = p,
+                              orig: Any = p.datagram_received) -> None:
+            orig(data, addr)
+            if wrapped and _is_rtp(data):
+                stop()
+                found(p, (addr[0], int(addr[1])))
+
+        p.datagram_received = datagram_received  # an instance attribute: uvloop looks it up
+        wrapped.append(p)
+    return stop
+
+
+def take_over(pc: Any, transceiver: Any, codec: str | None,
+              path: tuple[Any, tuple[str, int]] | None = None) -> NativeMedia:
     """Move a connected leg's RTP socket out of uvloop (loop thread). See the module.
 
     :param pc: the connected ``RTCPeerConnection``.
     :param transceiver: its audio transceiver.
     :param codec: the negotiated codec (lower case).
+    :param path: the aioice protocol and peer address the peer's RTP arrives on
+        (:func:`watch_media_path`); None: the pair aioice reports as selected.
     :raises NativeMediaError: the leg must stay on aiortc's path (nothing was changed).
     """
     if codec not in ("pcmu", "pcma"):
@@ -141,16 +192,21 @@ def take_over(pc: Any, transceiver: Any, codec: str | None) -> NativeMedia:
     if pc.connectionState != "connected":
         raise NativeMediaError(f"connection is {pc.connectionState}")
     dtls = transceiver.sender.transport
-    conn = getattr(getattr(dtls, "transport", None), "_connection", None)
-    nominated = getattr(conn, "_nominated", None)
-    pair = nominated.get(1) if isinstance(nominated, dict) else None
-    protocol: Any = getattr(pair, "protocol", None)
+    if path is not None:
+        protocol: Any = path[0]
+        host, port = path[1]
+    else:
+        nominated = getattr(_ice_connection(transceiver), "_nominated", None)
+        pair = nominated.get(1) if isinstance(nominated, dict) else None
+        if pair is None:
+            raise NativeMediaError("no selected ICE pair (aiortc/aioice internals differ?)")
+        protocol = getattr(pair, "protocol", None)
+        host, port = pair.remote_addr[0], int(pair.remote_addr[1])
     uv_transport = getattr(protocol, "transport", None)
-    if pair is None or protocol is None or uv_transport is None:
-        raise NativeMediaError("no selected ICE pair (aiortc/aioice internals differ?)")
+    if protocol is None or uv_transport is None:
+        raise NativeMediaError("no socket for the ICE pair (aiortc/aioice internals differ?)")
     if isinstance(uv_transport, TakenTransport):
         raise NativeMediaError("the pair's socket is already taken")
-    host, port = pair.remote_addr[0], int(pair.remote_addr[1])
     family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     sock = uv_transport.get_extra_info("socket")
     if sock is None or sock.family != family or sock.type != socket.SOCK_DGRAM:

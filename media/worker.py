@@ -107,6 +107,9 @@ NATIVE_WEBRTC = os.environ.get("HOTLINE_WEBRTC_NATIVE", "1") != "0"
 ``HOTLINE_WEBRTC_NATIVE=0`` keeps every leg on aiortc's path: a diagnostic switch, used by
 benchmarks/webrtc.py to measure one against the other."""
 _srtp_installed = False
+OTHER_PATH_GRACE_MS = 200.0
+"""RTP in a native leg's ring this long after its socket was taken came on another ICE
+pair (before that: datagrams aiortc had read before the hand-over)."""
 APPLY_BUDGET_MS = 5.0
 """Time the tick thread spends on queued commands per tick before it ticks (the rest
 wait for the next tick, in order)."""
@@ -412,7 +415,8 @@ class MediaWorker:
             inbound = ep.rtc.inbound
             if not inbound:
                 continue
-            if ep.native is not None and not ep.other_path:
+            if (ep.native is not None and not ep.other_path
+                    and now - ep.native.taken_ms > OTHER_PATH_GRACE_MS):
                 ep.other_path = True
                 logger.info("WebRTC endpoint %d: RTP also arrives on another ICE pair: "
                             "mixed, not relayed", ep.id)
@@ -1105,7 +1109,14 @@ class MediaWorker:
             self._write_events([{"event": "webrtc_state", "endpoint": link.endpoint,
                                  "state": state}])
             if state == "connected":
-                self._go_native(link.endpoint)
+                self._when_media(link.endpoint)
+
+    def _when_media(self, ep_id: int) -> None:
+        """Loop thread, on ``connected``: go native once the browser's RTP shows which
+        socket it uses (``WebRtcEndpoint.when_media``)."""
+        rtc = self._rtc.get(ep_id)
+        if rtc is not None and rtc.native is None and NATIVE_WEBRTC:
+            rtc.when_media(lambda: self._go_native(ep_id))
 
     def _go_native(self, ep_id: int) -> None:
         """Loop thread, on ``connected``: hand the leg's RTP to the kernel if it can go
@@ -1186,7 +1197,7 @@ class MediaWorker:
                                 for s in link.early])
             link.early.clear()
             if rtc.state == "connected":
-                self._go_native(ep_id)
+                self._when_media(ep_id)
 
     def _rtc_for(self, req_id: int, ep_id: int,
                  reply: Callable[[dict[str, Any]], Any]) -> WebRtcEndpoint | None:

@@ -134,7 +134,7 @@ def test_browser_bridged_to_rtp_leg_and_recorded(tmp_path: Any, monkeypatch: Any
     assert st_w["kind"] == "webrtc" and st_w["codec"] == "pcmu" and st_w["tap_installed"]
     assert st_w["rx_packets"] > 50 and st_w["tx_packets"] > 50
     if path == "kernel":  # aiortc saw at most the packets before the hand-over
-        assert st_w["native"] and st_w["out_pushed"] == 0 and st_w["srtp_errors"] == 0
+        assert st_w["native"] and st_w["out_pushed"] < 25 and st_w["srtp_errors"] == 0
         assert st_w["tap_packets"] < 25 and st_w["remote"][1] > 0
         # a two-party bridge: the NetIO relays each way in C (SRTP <-> RTP)
         assert st_w["relaying"] and st_r["relaying"]
