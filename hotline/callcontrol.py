@@ -111,22 +111,22 @@ KNOWN_METHODS = frozenset(
 RINGBACK = "tone:ringback"
 """What a transferee hears while the transfer target rings."""
 THREE_WAY_CODE = "*3"
+"""DTMF an extension sends in a call to join its held call into it (Asterisk's
+``atxferthreeway`` key)."""
+FEATURE_DIGIT_GAP = 3.0
+"""Seconds between the digits of a feature code."""
 WEB_PHONE_INSTANCE = "urn:hotline-web:"
 """The ``+sip.instance`` prefix of the browser phones' bindings (web_softphone/gateway.py):
 their RTP to us only crosses loopback, between two of our media workers."""
+
+__all__ = ["BlindTransfer", "Call", "CallControl", "CallState", "Leg", "new_tag"]
+
+RequestHandler = Callable[[SipRequest, Peer, TransactionKey | None, float], None]
 
 
 def is_web_phone(instance: str | None) -> bool:
     """Whether a binding's ``+sip.instance`` (``<urn:...>``) is a browser phone's."""
     return instance is not None and instance.strip("<>").startswith(WEB_PHONE_INSTANCE)
-"""DTMF an extension sends in a call to join its held call into it (Asterisk's
-``atxferthreeway`` key)."""
-FEATURE_DIGIT_GAP = 3.0
-"""Seconds between the digits of a feature code."""
-
-__all__ = ["BlindTransfer", "Call", "CallControl", "CallState", "Leg", "new_tag"]
-
-RequestHandler = Callable[[SipRequest, Peer, TransactionKey | None, float], None]
 
 
 class CallControl:
