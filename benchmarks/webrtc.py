@@ -578,10 +578,10 @@ class BrowserEngine(threading.Thread):
 
     def __init__(self, cap: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(name="browser-rtp", daemon=True)
-        from cext.net import NetIO, RecvBatch, set_srtp_functions
-        from media.native_srtp import srtp_functions
+        from cext.net import NetIO, RecvBatch
+        from media.native_srtp import install_srtp_functions
 
-        set_srtp_functions(*srtp_functions())
+        install_srtp_functions()
         self.net = NetIO(cap)
         self.rb = RecvBatch(max(1024, 4 * cap), 1500)
         self.loop = loop
@@ -609,15 +609,11 @@ class BrowserEngine(threading.Thread):
     def _attach(self) -> None:
         with self.lock:
             adding, self.adding = self.adding, []
-        from cext.net import ip_to_be
+        from cext.net import set_remote_addr
         for ph in adding:
             nat, slot = ph.native, len(self.phones)
             self.net.add(slot, nat.fd)
-            host, port = nat.remote
-            if ":" in host:
-                self.net.set_remote6(slot, socket.inet_pton(socket.AF_INET6, host), port)
-            else:
-                self.net.set_remote(slot, ip_to_be(host), port)
+            set_remote_addr(self.net, slot, *nat.remote)
             self.net.latch[slot] = 1
             self.net.send_enabled[slot] = 1
             self.net.set_srtp(slot, nat.tx_ptr, nat.rx_ptr)
@@ -659,8 +655,9 @@ class BrowserEngine(threading.Thread):
             if net.foreign_count:
                 items = [(self.phones[s].native.protocol, d, (h, pt))
                          for s, d, h, pt in net.take_foreign()]
+                from media.webrtc_native import deliver_datagrams
                 with contextlib.suppress(RuntimeError):
-                    self.loop.call_soon_threadsafe(_deliver, items)
+                    self.loop.call_soon_threadsafe(deliver_datagrams, items)
             if monotonic_ms() >= until_ms:
                 return
 
@@ -711,12 +708,6 @@ class BrowserEngine(threading.Thread):
             deadline += PTIME_S * 1000.0
             if monotonic_ms() - deadline > 100.0:  # stalled: resync rather than burst
                 deadline = monotonic_ms() + PTIME_S * 1000.0
-
-
-def _deliver(items: list[tuple[Any, bytes, tuple[str, int]]]) -> None:
-    for protocol, data, addr in items:
-        with contextlib.suppress(Exception):
-            protocol.datagram_received(data, addr)
 
 
 def _say(msg: dict[str, Any]) -> None:

@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from ._net import NetIO, monotonic_ms, set_srtp_functions
 
-__all__ = ["NetIO", "RecvBatch", "ip_from_be", "ip_to_be", "monotonic_ms", "set_srtp_functions"]
+__all__ = ["NetIO", "RecvBatch", "ip_from_be", "ip_to_be", "monotonic_ms", "set_remote_addr",
+           "set_srtp_functions"]
 
 
 def ip_to_be(ip: str) -> int:
@@ -30,6 +31,15 @@ def ip_to_be(ip: str) -> int:
 def ip_from_be(value: int) -> str:
     """Inverse of :func:`ip_to_be`."""
     return socket.inet_ntoa(int(value).to_bytes(4, "little"))
+
+
+def set_remote_addr(net: NetIO, slot: int, host: str, port: int) -> None:
+    """Point ``slot`` at ``host:port``, IPv4 or IPv6 (a WebRTC leg's ICE pair may be either;
+    the slot's socket must be of the same family)."""
+    if ":" in host:
+        net.set_remote6(slot, socket.inet_pton(socket.AF_INET6, host), port)
+    else:
+        net.set_remote(slot, ip_to_be(host), port)
 
 
 class RecvBatch:

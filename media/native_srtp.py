@@ -23,7 +23,10 @@ from typing import Any
 
 from pylibsrtp import Policy, Session
 
-__all__ = ["NativeSrtpError", "dtls_sessions", "session_pointer", "srtp_functions"]
+__all__ = ["NativeSrtpError", "dtls_sessions", "install_srtp_functions", "session_pointer",
+           "srtp_functions"]
+
+_installed = False
 
 
 class NativeSrtpError(ValueError):
@@ -37,6 +40,17 @@ def srtp_functions() -> tuple[int, int]:
 
     return (int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_protect"))),
             int(ffi.cast("uintptr_t", ffi.addressof(lib, "srtp_unprotect"))))
+
+
+def install_srtp_functions() -> None:
+    """Give ``cext.net`` libsrtp's functions (:func:`srtp_functions`), once per process,
+    before the first SRTP slot."""
+    global _installed
+    if not _installed:
+        from cext.net import set_srtp_functions
+
+        set_srtp_functions(*srtp_functions())
+        _installed = True
 
 
 def session_pointer(session: Session) -> int:

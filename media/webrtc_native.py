@@ -46,7 +46,8 @@ from pylibsrtp import Session
 
 from .native_srtp import NativeSrtpError, dtls_sessions, session_pointer
 
-__all__ = ["NativeMedia", "NativeMediaError", "TakenTransport", "take_over"]
+__all__ = ["NativeMedia", "NativeMediaError", "TakenTransport", "deliver_datagrams", "take_over",
+           "watch_media_path"]
 
 logger = logging.getLogger("hotline.media.webrtc")
 
@@ -62,12 +63,10 @@ class TakenTransport(asyncio.DatagramTransport):
     closing it and telling the protocol (aioice awaits that in ``Connection.close``).
     """
 
-    def __init__(self, sock: socket.socket, protocol: asyncio.DatagramProtocol,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, sock: socket.socket, protocol: asyncio.DatagramProtocol) -> None:
         super().__init__()
         self._sock = sock
         self._protocol = protocol
-        self._loop = loop
         self._closing = False
         self.release: Callable[[Callable[[], None]], None] = lambda done: done()
         """Set by the worker: detach the descriptor from the kernel, then call ``done``
@@ -222,8 +221,7 @@ def take_over(pc: Any, transceiver: Any, codec: str | None,
     fd = os.dup(sock.fileno())
     dup = socket.socket(family, socket.SOCK_DGRAM, fileno=fd)
     dup.setblocking(False)
-    loop = asyncio.get_running_loop()
-    taken = TakenTransport(dup, protocol, loop)
+    taken = TakenTransport(dup, protocol)
     # uvloop stops reading once its transport closes; its protocol must not hear of it
     # (aioice would drop the candidate), so give the transport a throwaway protocol first
     uv_transport.set_protocol(asyncio.DatagramProtocol())
@@ -233,6 +231,16 @@ def take_over(pc: Any, transceiver: Any, codec: str | None,
     return NativeMedia(fd=fd, remote=(host, port), ssrc=int(transceiver.sender._ssrc),
                        pt=int(pts[0]), codec=codec, tx=tx, rx=rx, transport=taken,
                        protocol=protocol, next_seq=next_seq, next_ts=next_ts)
+
+
+def deliver_datagrams(items: list[tuple[Any, bytes, tuple[str, int]]]) -> None:
+    """Loop thread: the STUN, DTLS and SRTCP datagrams that the kernel read on taken
+    sockets (``NetIO.take_foreign``) -> their aioice protocol, as uvloop would have."""
+    for protocol, data, addr in items:
+        try:
+            protocol.datagram_received(data, addr)
+        except Exception:  # noqa: BLE001 - one bad datagram must not stop the others
+            logger.exception("aioice rejected a datagram from %s", addr)
 
 
 def _continuation(sender: Any) -> tuple[int | None, int | None]:

@@ -71,7 +71,7 @@ import numpy as np
 
 from cext.jitter import stats as jb_stats
 from cext.mixer import plan_from_hears
-from cext.net import NetIO, RecvBatch, ip_from_be, ip_to_be, monotonic_ms
+from cext.net import NetIO, RecvBatch, ip_from_be, ip_to_be, monotonic_ms, set_remote_addr
 from cext.rfc4733 import TelephoneEventSender
 from cext.rtp import RtpHeader
 from cext.tick import EV_DTMF, EV_PLAY_DONE, EV_TE, EV_TONE_DONE, TickKernel
@@ -106,7 +106,6 @@ NATIVE_WEBRTC = os.environ.get("HOTLINE_WEBRTC_NATIVE", "1") != "0"
 """Connected G.711 WebRTC legs carry their RTP in the tick kernel (media/webrtc_native.py).
 ``HOTLINE_WEBRTC_NATIVE=0`` keeps every leg on aiortc's path: a diagnostic switch, used by
 benchmarks/webrtc.py to measure one against the other."""
-_srtp_installed = False
 OTHER_PATH_GRACE_MS = 200.0
 """RTP in a native leg's ring this long after its socket was taken came on another ICE
 pair (before that: datagrams aiortc had read before the hand-over)."""
@@ -438,8 +437,9 @@ class MediaWorker:
             if isinstance(ep, WebRtcLeg) and ep.native is not None:
                 items.append((ep.native.protocol, data, (host, port)))
         if items and self.loop is not None:
+            from .webrtc_native import deliver_datagrams
             try:
-                self.loop.call_soon_threadsafe(_deliver_foreign, items)
+                self.loop.call_soon_threadsafe(deliver_datagrams, items)
             except RuntimeError:  # the loop is closing (shutdown)
                 pass
 
@@ -725,11 +725,7 @@ class MediaWorker:
             return False
         net, slot = self.net, ep.slot
         net.add(slot, native.fd)
-        host, port = native.remote
-        if ":" in host:  # the browser's ICE pair may well be IPv6
-            net.set_remote6(slot, socket.inet_pton(socket.AF_INET6, host), port)
-        else:
-            net.set_remote(slot, ip_to_be(host), port)
+        set_remote_addr(net, slot, *native.remote)  # the ICE pair may well be IPv6
         net.latch[slot] = 1  # authenticated SRTP only (NetIO unprotects before latching)
         net.out_ssrc[slot] = native.ssrc  # the SSRC aiortc announced in its SDP
         # continue aiortc's stream if it sent any (the browser's SRTP replay window)
@@ -1119,8 +1115,10 @@ class MediaWorker:
             rtc.when_media(lambda: self._go_native(ep_id))
 
     def _go_native(self, ep_id: int) -> None:
-        """Loop thread, on ``connected``: hand the leg's RTP to the kernel if it can go
-        (G.711, IPv4, aiortc 1.16); else it stays on aiortc's path, which works too."""
+        """Loop thread, once the leg's media path is known (``_when_media``): hand its
+        RTP to the kernel if it can go (G.711, aiortc 1.16 internals); else it stays on
+        aiortc's path, which works too."""
+        from .native_srtp import install_srtp_functions
         from .webrtc_native import NativeMediaError
 
         rtc = self._rtc.get(ep_id)
@@ -1131,8 +1129,7 @@ class MediaWorker:
         except NativeMediaError as exc:
             logger.info("WebRTC endpoint %d stays on aiortc's RTP path: %s", ep_id, exc)
             return
-        if not _srtp_installed:
-            _install_srtp()
+        install_srtp_functions()
         native.transport.release = lambda done: self._native_release(native, done)
 
         def applied(result: Any, exc: BaseException | None) -> None:
@@ -1287,26 +1284,6 @@ class MediaWorker:
         finally:
             self.writers.discard(writer)
             writer.close()
-
-
-def _install_srtp() -> None:
-    """Give the kernel libsrtp's functions (once per process, before any SRTP slot)."""
-    global _srtp_installed
-    from cext.net import set_srtp_functions
-
-    from .native_srtp import srtp_functions
-
-    set_srtp_functions(*srtp_functions())
-    _srtp_installed = True
-
-
-def _deliver_foreign(items: list[tuple[asyncio.DatagramProtocol, bytes, tuple[str, int]]]) -> None:
-    """Loop thread: datagrams of native WebRTC sockets that are not RTP -> aioice."""
-    for protocol, data, addr in items:
-        try:
-            protocol.datagram_received(data, addr)
-        except Exception:  # noqa: BLE001 - one bad datagram must not stop the others
-            logger.exception("aioice rejected a datagram from %s", addr)
 
 
 def _member(d: dict[int, RtpEndpoint], ep: RtpEndpoint, member: bool) -> None:
