@@ -73,7 +73,7 @@ from . import supervise as supervision
 from .access import AccessControl
 from .acdctl import AcdService
 from .callmodel import BlindTransfer, Call, CallState, Leg, new_tag
-from .conference import ROOM_PREFIX, ConferenceRooms
+from .conference import ConferenceRooms
 from .config import RouteConfig, SiteConfig, Target, TrunkConfig
 from .dialplan import rewrite
 from .ivrcall import IvrRun
@@ -179,6 +179,8 @@ class CallControl:
         self._legs: dict[tuple[str, str], Leg] = {}
         self._legs_by_txn: dict[object, Leg] = {}
         self._legs_by_ep: dict[tuple[int, int], Leg] = {}
+        self._link_eps: dict[tuple[int, int], Leg] = {}
+        """Both halves of each leg's link (:attr:`Leg.link`) while they live."""
         self._refreshes: dict[object, Leg] = {}
         """Our session-refresh transactions (RFC 4028) and their legs."""
         self._tasks: set[asyncio.Task[None]] = set()
@@ -246,7 +248,7 @@ class CallControl:
             "calls": len(self.calls),
             "legs": len(self._legs),
             "pending_txns": len(self._legs_by_txn),
-            "endpoints": len(self._legs_by_ep),
+            "endpoints": len(self._legs_by_ep) + len(self._link_eps),
             "tasks": len(self._tasks),
         }
 
@@ -319,10 +321,14 @@ class CallControl:
                     elif leg is not None and reason == "done" and leg.call.target.kind == "play":
                         self.hangup(leg.call, now, "normal")
                 case WorkerDied(worker=w, endpoints=eps):
+                    self.conferences.worker_died(w)
                     for e in eps:
                         leg = self._legs_by_ep.pop((w, e), None)
                         if leg is not None:
                             leg.ep = None  # gone with the worker
+                        else:  # half of a link: the other half is freed with the leg
+                            leg = self._link_eps.pop((w, e), None)
+                        if leg is not None:
                             self.hangup(leg.call, now, "media_worker_died")
                 case _:
                     pass
@@ -486,8 +492,8 @@ class CallControl:
         call = Call(id=request.call_id, caller=caller, called=called, target=target,
                     started=now, trunk=ident.trunk, user=ident.user,
                     record=route.record if route is not None else True, route=target)
-        if target.kind == "conference":  # a room's endpoints share one worker
-            call.media_key = ROOM_PREFIX + (target.arg or "")
+        if target.kind == "conference":  # into the room's worker
+            call.media_key = self.conferences.media_key(target.arg or "")
         elif supervised is not None:  # joins the agent's call: same worker
             call.media_key = supervised.media_key
         else:
@@ -770,27 +776,32 @@ class CallControl:
         await self._join_conference(leg, name)
 
     async def _join_conference(self, leg: Leg, name: str) -> bool:
-        """Put the (answered or about to be) caller's leg into room ``name``."""
+        """Put the (answered or about to be) caller's leg into room ``name``; through a
+        link if the room is mixed in another media worker than the leg's endpoint."""
         ep = leg.ep
         log = CallLogAdapter(logger, leg.call.id)
-        if ep is None or not self.conferences.accepts(name, ep):
-            # An IVR's caller whose endpoint lives in another worker than the room's.
-            log.info("target_unavailable", extra={"target": f"conference:{name}",
-                                                  "reason": "other media worker"})
+        if ep is None:
             self._fail_caller(leg, 480, self._clock())
             return False
         try:
-            size = await self.conferences.join(name, ep)
+            size, link = await self.conferences.join(name, ep)
         except MediaError as exc:
             log.warning("media_failed", extra={"error": str(exc)})
             self._fail_caller(leg, 503, self._clock())
             return False
-        if not self._live(leg):  # hung up while joining: the leave was skipped
-            await self.conferences.leave(name, ep)
+        for x in link or ():
+            self._link_eps[(x.worker, x.id)] = leg
+        member = ep if link is None else link[1]
+        if not self._live(leg):  # hung up while joining: _drop_leg freed only ep
+            await self._leave_conference(leg.call, name, member, self._unlink(link))
             return False
-        leg.conference = name
-        leg.joined = True
-        log.info("conference_join", extra={"room": name, "size": size})
+        leg.conference, leg.link, leg.joined = name, link, True
+        log.info("conference_join", extra={"room": name, "size": size, "worker": ep.worker,
+                                           "room_worker": member.worker})
+        if link is not None:
+            await self._apply_mix(leg.call)  # the leg and the link's near end: a bridge
+            if self._live(leg) and leg.answered and self._on_transfer is not None:
+                self._on_transfer(leg.call)  # the recording's right side: the room
         return True
 
     async def _answer_voicemail(self, leg: Leg, arg: str) -> None:
@@ -1757,21 +1768,26 @@ class CallControl:
 
     async def _apply_mix(self, call: Call) -> None:
         """Put the call's room in the worker in line with its legs: everyone joined and
-        not holding hears everyone else; a leg left alone hears music on hold (or
-        ringback while a transfer target rings)."""
+        not holding hears everyone else (and the rooms in other workers some of them are
+        linked to: a conference); a leg left alone hears music on hold (or ringback while
+        a transfer target rings)."""
         async with call.lock:
             live = [x for x in call.legs if self._live(x) and x.ep is not None]
             talking = [x for x in live if x.joined and not (x.held or x.parked)]
+            links = [x.link[0] for x in talking if x.link is not None]
             try:
                 for x in talking:
                     if x.room is not None and x.room != call.id:
                         await self.media.room(x.room, [])
                         x.room = None
-                if len(talking) >= 2:
-                    eps = [x.ep for x in talking if x.ep is not None]
+                if len(talking) + len(links) >= 2:
+                    eps = [x.ep for x in talking if x.ep is not None] + links
                     hears = {x.ep: [y.ep for y in talking if y is not x and not y.muted
-                                    and y.ep is not None and supervision.audible(y, x)]
+                                    and y.ep is not None and supervision.audible(y, x)] + links
                              for x in talking if x.ep is not None}
+                    for a in links:  # what the other room hears: as a party of the call
+                        hears[a] = [y.ep for y in talking if y.ep is not None and not y.muted
+                                    and y.monitor in (None, "barge")]
                     await self.media.room(call.id, eps, hears=hears)
                     for x in talking:
                         x.room = call.id
@@ -1779,7 +1795,7 @@ class CallControl:
                     await self.media.room(call.id, [])
                     for x in live:
                         x.room = None
-                alone = talking[0] if len(talking) == 1 else None
+                alone = talking[0] if len(talking) == 1 and not links else None
                 want: dict[int, str | None] = {id(x): None for x in live}
                 if alone is not None and (call.xfer is not None
                                           or any((x.held or x.parked) and x.joined for x in live)):
@@ -1875,16 +1891,30 @@ class CallControl:
         if ep is not None:
             leg.ep = None
             self._legs_by_ep.pop((ep.worker, ep.id), None)
-            if leg.conference is not None:
-                self._spawn(self._leave_conference(leg, leg.conference, ep))
-            else:
-                self._spawn(self._destroy(leg.call, ep))
+        link, leg.link = leg.link, None
+        free = [x for x in (ep, *self._unlink(link)) if x is not None]
+        member = link[1] if link is not None else ep
+        if leg.conference is not None and member is not None:
+            self._spawn(self._leave_conference(leg.call, leg.conference, member, free))
+        else:
+            for x in free:
+                self._spawn(self._destroy(leg.call, x))
 
-    async def _leave_conference(self, leg: Leg, name: str, ep: EndpointHandle) -> None:
-        await self.conferences.leave(name, ep)
-        CallLogAdapter(logger, leg.call.id).info("conference_leave", extra={
+    def _unlink(self, link: tuple[EndpointHandle, EndpointHandle] | None
+                ) -> list[EndpointHandle]:
+        """Forget a link's halves; returns those still alive (not gone with a worker)."""
+        return [x for x in link or ()
+                if self._link_eps.pop((x.worker, x.id), None) is not None]
+
+    async def _leave_conference(self, call: Call, name: str, member: EndpointHandle,
+                                free: list[EndpointHandle]) -> None:
+        """Take ``member`` out of room ``name``, then destroy ``free`` (a room's endpoint
+        destroyed while in it would dissolve the room in the worker)."""
+        await self.conferences.leave(name, member)
+        CallLogAdapter(logger, call.id).info("conference_leave", extra={
             "room": name, "size": self.conferences.size(name)})
-        await self._destroy(leg.call, ep)
+        for x in free:
+            await self._destroy(call, x)
 
     async def _destroy(self, call: Call, ep: EndpointHandle) -> None:
         async with call.lock:  # after the room changes queued before it

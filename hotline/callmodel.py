@@ -85,6 +85,10 @@ class Leg:
     """The media room the leg's endpoint is in, as last set."""
     conference: str | None = None
     """The conference room the leg is in."""
+    link: tuple[EndpointHandle, EndpointHandle] | None = None
+    """A link to a room in another media worker (:meth:`hotline.mediactl.CallMedia.link`):
+    its near end, in the leg's worker, is in the call's room with the leg; its far end
+    takes the leg's place in the conference room."""
     early: bool = False
     """An outbound leg whose early media (18x with SDP) is bridged to the caller."""
     digits: str = ""
@@ -191,8 +195,10 @@ class Call:
     def recording_sides(self) -> tuple[list[EndpointHandle], list[EndpointHandle]]:
         """Endpoints for the recording's channels: the caller (left) and everyone the
         caller hears (right: the agent, a transfer target, a conference's others, a
-        barging supervisor; never a supervisor who listens or whispers)."""
+        barging supervisor, a room in another worker through its link; never a
+        supervisor who listens or whispers)."""
         caller, *others = self.legs
         left = [caller.ep] if caller.ep is not None else []
         return left, [x.ep for x in others if x.ep is not None and x.joined
-                      and x.monitor in (None, "barge")]
+                      and x.monitor in (None, "barge")] + [
+            x.link[0] for x in self.legs if x.link is not None and x.joined]

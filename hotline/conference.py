@@ -5,13 +5,17 @@ of its participants' endpoints, set on the worker whenever someone joins or leav
 participant alone in the room hears music on hold rather than silence. Rooms exist while
 they have participants; no configuration is needed.
 
-All of a room's endpoints must live in one media worker: call control creates them with
-the media key ``conf:ROOM``, so the pool puts them together.
+The kernel mixes a room within one media worker: the room lives in its first
+participant's. Callers who dial the room get a media key that puts their endpoint there
+(:meth:`ConferenceRooms.media_key`); a participant whose endpoint is in another worker
+(an IVR's caller) joins through a link (:meth:`hotline.mediactl.CallMedia.link`): its far
+end takes the participant's place in the room.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from media.client import EndpointHandle, MediaError
@@ -47,25 +51,48 @@ class ConferenceRooms:
         room = self._rooms.get(name)
         return len(room.members) if room is not None else 0
 
-    def accepts(self, name: str, ep: EndpointHandle) -> bool:
-        """Whether ``ep`` can join ``name``: the room is empty or in ``ep``'s worker."""
+    def media_key(self, name: str) -> str:
+        """The media key that puts an endpoint in room ``name``'s worker: a participant's
+        (the pool keeps the endpoints of a key in one worker), ``conf:ROOM`` while the
+        room is empty."""
         room = self._rooms.get(name)
-        return room is None or not room.members or room.members[0].worker == ep.worker
+        return room.members[0].call_key if room is not None and room.members else (
+            ROOM_PREFIX + name)
 
-    async def join(self, name: str, ep: EndpointHandle) -> int:
-        """Add ``ep`` to room ``name``; returns the participants now in it.
+    async def join(self, name: str, ep: EndpointHandle
+                   ) -> tuple[int, tuple[EndpointHandle, EndpointHandle] | None]:
+        """Add ``ep`` to room ``name``, through a new link if the room is in another
+        worker (the link's far end is then the participant); returns the participants
+        now in it and the link (the caller destroys it after :meth:`leave`).
 
-        :raises MediaError: the worker refused (the room is left as it was).
+        :raises MediaError: the worker refused (the room is left as it was, no link).
         """
-        room = self._rooms.setdefault(name, _Room())
-        async with room.lock:
-            room.members.append(ep)
-            try:
-                await self._apply(name, room)
-            except MediaError:
-                room.members.remove(ep)
-                raise
-            return len(room.members)
+        while True:
+            room = self._rooms.setdefault(name, _Room())
+            async with room.lock:
+                if self._rooms.get(name) is not room:
+                    continue  # emptied and dropped while we waited for it
+                link = None
+                if room.members and room.members[0].worker != ep.worker:
+                    link = await self._media.link(ep, self.media_key(name))
+                member = ep if link is None else link[1]
+                room.members.append(member)
+                try:
+                    await self._apply(name, room)
+                except MediaError:
+                    room.members.remove(member)
+                    if link is not None:
+                        for x in link:
+                            with contextlib.suppress(MediaError):
+                                await self._media.destroy(x)
+                    raise
+                return len(room.members), link
+
+    def worker_died(self, worker: int) -> None:
+        """Forget the rooms that lived in a dead worker (their endpoints are gone)."""
+        for name, room in list(self._rooms.items()):
+            if room.members and room.members[0].worker == worker:
+                del self._rooms[name]
 
     async def leave(self, name: str, ep: EndpointHandle) -> None:
         """Take ``ep`` out of room ``name`` (before it is destroyed)."""

@@ -4,15 +4,18 @@ Call control speaks SIP; this module speaks to :class:`media.client.MediaPool`. 
 leg of a call gets one RTP endpoint in the call's worker (the pool keys workers by
 call id, so all legs of a call mix in one process), and the call's room says who
 hears whom: an echo hears itself, a B2BUA bridge is two endpoints hearing each other.
+Where audio must cross to another worker (a conference room mixed elsewhere), a *link*
+is a pair of plain RTP endpoints, one per worker, sending to each other over loopback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 from collections.abc import Mapping, Sequence
 
-from media.client import EndpointHandle, MediaPool
+from media.client import EndpointHandle, MediaError, MediaPool
 from sip import sdp as sdplib
 
 PLACEHOLDER_PORT = 9  # RFC 3264 §5.1 "discard" port, only to compute a negotiation
@@ -103,6 +106,38 @@ class CallMedia:
                                         dtmf_inband=negotiated.telephone_event_pt is None,
                                         **_endpoint_options(negotiated))
         return negotiated
+
+    async def link(self, near: EndpointHandle, far_key: str
+                   ) -> tuple[EndpointHandle, EndpointHandle]:
+        """Create a link between ``near``'s worker and ``far_key``'s: endpoint ``a`` in
+        the former (call key ``near.call_key``) and ``b`` in the latter, each sending to
+        the other (PCMU with telephone-event, the loopback jitter buffer, no media
+        timeout). Put ``a`` in a room on one side and ``b`` in a room on the other, and
+        the two rooms hear each other. Both workers' RTP sockets must be reachable at the
+        pool's ``rtp_ip`` (loopback for a wildcard).
+
+        :returns: ``(a, b)``.
+        :raises media.client.MediaError: a worker refused; nothing is left behind.
+        """
+        ip = "127.0.0.1" if self.pool.rtp_ip in ("", "0.0.0.0") else self.pool.rtp_ip
+        options: dict[str, object] = {
+            "codec": "pcmu", "pt": 0, "te_pt": sdplib.TELEPHONE_EVENT.payload_type,
+            "media_timeout": 0.0, "jitter_min_ms": LOOPBACK_JITTER_MIN_MS,
+            "latch": False,  # both addresses are known: nobody else may redirect a half
+        }
+        made: list[EndpointHandle] = []
+        try:
+            made.append(await self.pool.create_endpoint(near.call_key, **options))
+            made.append(await self.pool.create_endpoint(
+                far_key, remote_ip=ip, remote_port=made[0].local_port, **options))
+            await self.pool.modify_endpoint(made[0], remote_ip=ip,
+                                            remote_port=made[1].local_port)
+        except MediaError:
+            for ep in made:
+                with contextlib.suppress(MediaError):
+                    await self.pool.destroy(ep)
+            raise
+        return made[0], made[1]
 
     async def echo(self, room: str, ep: EndpointHandle) -> None:
         """The endpoint hears itself (Asterisk's *43)."""

@@ -16,7 +16,7 @@ SITE = """
 sip = ["udp:127.0.0.1:{sip}", "tcp:127.0.0.1:{sip}"]
 http = "127.0.0.1:{http}"
 rtp_ports = [{rtp_lo}, {rtp_hi}]
-media_workers = 1
+media_workers = {workers}
 data_dir = "{data}"
 
 [sip]
@@ -64,14 +64,15 @@ def hotline_factory(tmp_path: Path) -> Iterator[Callable[..., HotlineProcess]]:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     rtp_lo = 31000 + 2000 * int(worker.removeprefix("gw") or 0)
 
-    def make(extra: str = "", *, routes_first: str = "", **ports: int) -> HotlineProcess:
+    def make(extra: str = "", *, routes_first: str = "", workers: int = 1,
+             **ports: int) -> HotlineProcess:
         """``routes_first`` is TOML put before the site's routes (``_9.`` goes to the
-        trunk, so a ``9...`` number needs its route first)."""
+        trunk, so a ``9...`` number needs its route first); ``workers``: media workers."""
         sip = free_port()
         values = {
             "sip": sip, "http": free_port(), "trunk_port": ports.get("trunk_port", free_port()),
             "rtp_lo": rtp_lo, "rtp_hi": rtp_lo + 999, "data": str(tmp_path / "data"),
-            "routes_first": routes_first,
+            "routes_first": routes_first, "workers": workers,
         }
         cfg = write_site(tmp_path / "site.toml", SITE.format(**values) + extra)
         proc = HotlineProcess(config=cfg, data_dir=tmp_path / "data", sip_port=sip)
