@@ -44,6 +44,7 @@ def generator(cfg_path: str) -> None:
     warmup: float = cfg["warmup"]
     n = len(ports)
     net = NetIO(n)
+    net.kernel_timestamps = True
     socks = []
     for i, port in enumerate(ports):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -64,6 +65,7 @@ def generator(cfg_path: str) -> None:
     slots = np.arange(n, dtype=np.int32)
     rb = RecvBatch(max(1024, 4 * n), 256)
     lat: list[np.ndarray] = []
+    lat_user: list[np.ndarray] = []
     sent = received = 0
     # Real calls' packets are not synchronised: stream i sends at phase (i % PHASES) ms of
     # each 20 ms period, stamped just before its group's sendmmsg.
@@ -83,11 +85,13 @@ def generator(cfg_path: str) -> None:
         while True:
             k = rb.poll(net, until)
             if k:
+                read = monotonic_ms()
                 body = rb.packets[:k, 12:21]
                 flag = body[:, 8] == 1
                 stamp = np.ascontiguousarray(body[:, :8]).view("<f8").reshape(-1)
                 if flag.any():
                     lat.append(rb.arrival_ms[:k][flag] - stamp[flag])
+                    lat_user.append(read - stamp[flag])
                     received += int(flag.sum())
             if monotonic_ms() >= until:
                 return
@@ -115,10 +119,12 @@ def generator(cfg_path: str) -> None:
         deadline += 20.0
         drain(deadline)
     allat = np.concatenate(lat) if lat else np.zeros(1)
+    user = np.concatenate(lat_user) if lat_user else np.zeros(1)
     print(json.dumps({"sent": sent, "received": received,
                       "p50": float(np.percentile(allat, 50)),
                       "p99": float(np.percentile(allat, 99)),
-                      "max": float(allat.max())}), flush=True)
+                      "max": float(allat.max()),
+                      "p99_read": float(np.percentile(user, 99))}), flush=True)
 
 
 def proc_cpu_s(pid: int) -> float:
@@ -127,12 +133,42 @@ def proc_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def drive(ports: list[int], pids: list[int], seconds: float, tmp: str
+                ) -> dict[str, float]:
+    """Run the generator against ``ports``; server CPU is that of ``pids`` meanwhile."""
+    cfg = os.path.join(tmp, "gen.json")
+    warmup = 1.0
+    json.dump({"ports": ports, "seconds": seconds, "warmup": warmup}, open(cfg, "w"))
+    gen = subprocess.Popen([sys.executable, __file__, "--generator", cfg],
+                           stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert gen.stdout is not None
+    gen.stdout.readline()
+    await asyncio.sleep(warmup + 0.05)
+    c0 = sum(proc_cpu_s(p) for p in pids)
+    w0 = time.monotonic()
+    await asyncio.sleep(seconds)
+    c1 = sum(proc_cpu_s(p) for p in pids)
+    wall = time.monotonic() - w0
+    out = await asyncio.get_running_loop().run_in_executor(None, gen.stdout.read)
+    gen.wait(timeout=30)
+    res = json.loads(out.strip().splitlines()[-1])
+    channels = len(ports)
+    cpu_us = (c1 - c0) * 1e6
+    pkts = channels * 50 * wall * 2  # in + out
+    return {
+        "channels": channels, "cpu_pct": 100 * (c1 - c0) / wall,
+        "us_per_pkt": cpu_us / pkts, "us_per_chan_s": cpu_us / (channels * wall),
+        "lost": res["sent"] - res["received"], "sent": res["sent"],
+        "p50": res["p50"], "p99": res["p99"], "p99_read": res["p99_read"],
+    }
+
+
 async def run_n(n_calls: int, seconds: float, workers: int, tmp: str,
-                record: bool, dtmf: bool) -> dict[str, float]:
+                record: bool, dtmf: bool, rt: int) -> dict[str, float]:
     from media.client import MediaPool
 
     pool = MediaPool(workers, (40000, 40000 + 8 * max(n_calls, 50) * workers + 99), tmp,
-                     rtp_ip="127.0.0.1", data_dir=tmp)
+                     rtp_ip="127.0.0.1", data_dir=tmp, rt_priority=rt)
     await pool.start()
     try:
         ports = []
@@ -145,40 +181,68 @@ async def run_n(n_calls: int, seconds: float, workers: int, tmp: str,
             if record:
                 recs.append(await pool.record(os.path.join(tmp, f"{key}.wav"), [a], [b]))
             ports += [a.local_port, b.local_port]
-        cfg = os.path.join(tmp, "gen.json")
-        warmup = 1.0
-        json.dump({"ports": ports, "seconds": seconds, "warmup": warmup}, open(cfg, "w"))
-        gen = subprocess.Popen([sys.executable, __file__, "--generator", cfg],
-                               stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        assert gen.stdout is not None
-        gen.stdout.readline()
-        pids = [p for p in pool.worker_pids() if p]
-        await asyncio.sleep(warmup + 0.05)
-        c0 = sum(proc_cpu_s(p) for p in pids)
-        w0 = time.monotonic()
-        await asyncio.sleep(seconds)
-        c1 = sum(proc_cpu_s(p) for p in pids)
-        wall = time.monotonic() - w0
-        out = await asyncio.get_running_loop().run_in_executor(None, gen.stdout.read)
-        gen.wait(timeout=30)
-        res = json.loads(out.strip().splitlines()[-1])
+        r = await drive(ports, [p for p in pool.worker_pids() if p], seconds, tmp)
         st = [await pool.stats(worker=i) for i in range(workers)]
-        for r in recs:
-            await pool.record_stop(r)
+        for rec in recs:
+            await pool.record_stop(rec)
     finally:
         await pool.close()
-    channels = 2 * n_calls
-    cpu_us = (c1 - c0) * 1e6
-    pkts = channels * 50 * wall * 2  # in + out
-    return {
-        "calls": n_calls, "channels": channels, "cpu_pct": 100 * (c1 - c0) / wall,
-        "us_per_pkt": cpu_us / pkts, "us_per_chan_s": cpu_us / (channels * wall),
-        "lost": res["sent"] - res["received"], "sent": res["sent"],
-        "p50": res["p50"], "p99": res["p99"],
+    r.update({
+        "calls": n_calls,
         "late_ticks": sum(s["late_ticks"] for s in st),
         "max_busy_ms": max(s["max_busy_ms"] for s in st),
         "avg_busy_ms": max(s["avg_busy_ms"] for s in st),
-    }
+    })
+    return r
+
+
+def bare_relay(n_pairs: int, rt: int) -> None:
+    """The floor: relay ``n_pairs`` pairs of sockets with NetIO's C relay only (no tick,
+    no jitter buffer, no recording, no Python per wake-up), at the server's priority;
+    prints the ports, then runs until killed."""
+    import socket
+
+    from cext.net import NetIO, RecvBatch, monotonic_ms
+
+    if rt:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(rt))
+
+    net = NetIO(2 * n_pairs)
+    socks = []
+    for i in range(2 * n_pairs):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        socks.append(s)
+        net.add(i, s.fileno())
+    net.latch[:] = 1
+    net.send_enabled[:] = 1
+    for i in range(n_pairs):  # PCMU both ways
+        net.relay_to[2 * i], net.relay_to[2 * i + 1] = 2 * i + 1, 2 * i
+    print(json.dumps([s.getsockname()[1] for s in socks]), flush=True)
+    rb = RecvBatch(4096)
+    while True:
+        rb.poll(net, monotonic_ms() + 20.0)
+
+
+async def floor_n(n_calls: int, seconds: float, workers: int, tmp: str, rt: int
+                  ) -> dict[str, float]:
+    """The same load through ``workers`` bare relay processes (see :func:`bare_relay`)."""
+    procs, ports = [], []
+    try:
+        for w in range(workers):
+            pairs = n_calls // workers + (w < n_calls % workers)
+            p = subprocess.Popen([sys.executable, __file__, "--bare-relay", str(pairs),
+                                  "--rt", str(rt)],
+                                 stdout=subprocess.PIPE, text=True, cwd=ROOT)
+            procs.append(p)
+            assert p.stdout is not None
+            ports += json.loads(p.stdout.readline())
+        return await drive(ports, [p.pid for p in procs], seconds, tmp)
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
 
 
 def main() -> None:
@@ -188,23 +252,44 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--no-record", action="store_true")
     ap.add_argument("--no-dtmf", action="store_true")
+    ap.add_argument("--no-floor", action="store_true",
+                    help="skip the bare C relay run at each load")
+    ap.add_argument("--rt", type=int, default=0, metavar="PRIORITY",
+                    help="SCHED_RR priority of the workers ([server] media_priority) and "
+                    "of the bare relay; the generator keeps normal scheduling")
     ap.add_argument("--generator")
+    ap.add_argument("--bare-relay", type=int)
     args = ap.parse_args()
     if args.generator:
         generator(args.generator)
         return
-    print(f"{'calls':>6} {'chans':>6} {'cpu%':>6} {'us/pkt':>7} {'us/ch-s':>8} {'lost':>6} "
-          f"{'p50 ms':>7} {'p99 ms':>7} {'late':>5} {'tick avg/max ms':>16} {'max chans':>13}")
+    if args.bare_relay is not None:
+        bare_relay(args.bare_relay, args.rt)
+        return
+    print(f"{'calls':>6} {'chans':>6} {'run':>8} {'cpu%':>6} {'us/pkt':>7} {'us/ch-s':>8} "
+          f"{'lost':>6} {'p50 ms':>7} {'p99 ms':>7} {'read p99':>8} {'late':>5} "
+          f"{'tick avg/max ms':>16} {'max chans':>10}")
     best = 0
     for n in (int(x) for x in args.calls.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             r = asyncio.run(run_n(n, args.seconds, args.workers, tmp,
-                                  not args.no_record, not args.no_dtmf))
-        cap = int(os.cpu_count() or 1) * 1e6 / max(r["us_per_chan_s"], 1e-9)
-        print(f"{r['calls']:>6} {r['channels']:>6} {r['cpu_pct']:>6.1f} {r['us_per_pkt']:>7.2f} "
-              f"{r['us_per_chan_s']:>8.1f} {r['lost']:>6} {r['p50']:>7.3f} {r['p99']:>7.3f} "
-              f"{r['late_ticks']:>5} {r['avg_busy_ms']:>7.2f}/{r['max_busy_ms']:<8.2f} "
-              f"{cap:>13.0f}", flush=True)
+                                  not args.no_record, not args.no_dtmf, args.rt))
+            f = None if args.no_floor else asyncio.run(floor_n(n, args.seconds,
+                                                               args.workers, tmp, args.rt))
+        for name, x in (("hotline", r), ("floor", f)):
+            if x is None:
+                continue
+            cap = int(os.cpu_count() or 1) * 1e6 / max(x["us_per_chan_s"], 1e-9)
+            tick = (f"{x['avg_busy_ms']:>7.2f}/{x['max_busy_ms']:<8.2f}" if "late_ticks" in x
+                    else f"{'':>16}")
+            late = f"{x['late_ticks']:>5}" if "late_ticks" in x else f"{'':>5}"
+            print(f"{n:>6} {x['channels']:>6} {name:>8} {x['cpu_pct']:>6.1f} "
+                  f"{x['us_per_pkt']:>7.2f} {x['us_per_chan_s']:>8.1f} {x['lost']:>6} "
+                  f"{x['p50']:>7.3f} {x['p99']:>7.3f} {x['p99_read']:>8.3f} {late} {tick} "
+                  f"{cap:>10.0f}", flush=True)
+        if f is not None:
+            print(f"{'':>14} hotline/floor: CPU {r['us_per_chan_s'] / f['us_per_chan_s']:.2f}x, "
+                  f"p99 +{r['p99'] - f['p99']:.3f} ms", flush=True)
         if r["lost"] == 0:
             best = max(best, n)
     print(f"largest N with 0 loss: {best} calls ({2 * best} channels); "

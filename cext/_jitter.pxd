@@ -70,6 +70,7 @@ cdef class JitterBuffer:
                      uint32_t ssrc, double arrival_ms) noexcept nogil
     cdef int _run_frame(self, int16_t* out, int64_t start, int force_missing) noexcept nogil
     cdef int _all_valid(self, int64_t start, int n) noexcept nogil
+    cdef int _none_valid(self, int64_t start, int n) noexcept nogil
     cdef double _mean_abs(self, int64_t start) noexcept nogil
     cdef double _history_mean_abs(self) noexcept nogil
     cdef int _tick(self, int16_t* out, double now_ms) noexcept nogil

@@ -42,7 +42,7 @@ phase with the last period, which keeps the junction continuous for voiced speec
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from libc.math cimport floor, sqrt, fabs
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t, uint16_t, uint32_t
-from libc.string cimport memset
+from libc.string cimport memchr, memcpy, memset
 
 from cext._g711 cimport c_alaw_decode, c_ulaw_decode
 
@@ -444,9 +444,41 @@ cdef class JitterBuffer:
     # -- playout -----------------------------------------------------------
 
     cdef int _run_frame(self, int16_t* out, int64_t start, int force_missing) noexcept nogil:
-        cdef int flags = 0, i
+        cdef int flags = 0, i, n1
         cdef int64_t idx
         cdef int present
+        cdef Plc* p = &self._plc
+        if (not force_missing and not p.erasing and p.rec_pos >= p.rec_len
+                and self._all_valid(start, JB_FRAME)):
+            # The steady state (every sample real, no cross-fade pending: plc_step only
+            # passes samples through into its history) as block copies of the rings.
+            idx = start & self._mask
+            n1 = JB_FRAME if idx + JB_FRAME <= self._size else <int>(self._size - idx)
+            memcpy(out, self._data + idx, n1 * sizeof(int16_t))
+            memset(self._valid + idx, 0, n1)
+            if n1 < JB_FRAME:
+                memcpy(out + n1, self._data, (JB_FRAME - n1) * sizeof(int16_t))
+                memset(self._valid, 0, JB_FRAME - n1)
+            idx = p.hpos & (PLC_HIST_RING - 1)
+            n1 = JB_FRAME if idx + JB_FRAME <= PLC_HIST_RING else <int>(PLC_HIST_RING - idx)
+            memcpy(&p.hist[idx], out, n1 * sizeof(int16_t))
+            if n1 < JB_FRAME:
+                memcpy(&p.hist[0], out + n1, (JB_FRAME - n1) * sizeof(int16_t))
+            p.hpos += JB_FRAME
+            p.primed = 1
+            return F_REAL
+        if ((not p.primed or (p.erasing and p.n_erased >= PLC_SILENCE_AT))
+                and (force_missing or self._none_valid(start, JB_FRAME))):
+            # Silence: no stream yet, or concealment long over and still nothing (an idle
+            # or held leg). plc_step would output and remember zeros.
+            memset(out, 0, JB_FRAME * sizeof(int16_t))
+            idx = p.hpos & (PLC_HIST_RING - 1)
+            n1 = JB_FRAME if idx + JB_FRAME <= PLC_HIST_RING else <int>(PLC_HIST_RING - idx)
+            memset(&p.hist[idx], 0, n1 * sizeof(int16_t))
+            if n1 < JB_FRAME:
+                memset(&p.hist[0], 0, (JB_FRAME - n1) * sizeof(int16_t))
+            p.hpos += JB_FRAME
+            return 0
         for i in range(JB_FRAME):
             idx = (start + i) & self._mask
             present = self._valid[idx] and not force_missing
@@ -456,9 +488,16 @@ cdef class JitterBuffer:
         return flags
 
     cdef int _all_valid(self, int64_t start, int n) noexcept nogil:
+        cdef int64_t idx = start & self._mask
+        cdef int n1 = n if idx + n <= self._size else <int>(self._size - idx)
+        if memchr(self._valid + idx, 0, n1) != NULL:
+            return 0
+        return n1 == n or memchr(self._valid, 0, n - n1) == NULL
+
+    cdef int _none_valid(self, int64_t start, int n) noexcept nogil:
         cdef int i
         for i in range(n):
-            if not self._valid[(start + i) & self._mask]:
+            if self._valid[(start + i) & self._mask]:
                 return 0
         return 1
 

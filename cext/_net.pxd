@@ -8,6 +8,7 @@ cdef enum:
     NET_MAX_EVENTS = 256     # epoll events per epoll_wait
     NET_FOREIGN = 128        # non-RTP datagrams of SRTP slots held for Python per tick
     NET_FOREIGN_WIDTH = 1500
+    NET_CTRL = 64            # control-message bytes per datagram (one SO_TIMESTAMPNS)
     SRTP_TRAILER_ROOM = 148  # libsrtp 2's SRTP_MAX_TRAILER_LEN (16-byte tag + MKI) + 4
 
 
@@ -73,6 +74,7 @@ cdef class NetIO:
     cdef uint8_t[:, ::1] _rip6
     cdef uint32_t[::1] _rscope
     cdef readonly int64_t foreign_dropped
+    cdef public bint kernel_timestamps
     cdef void _relay_one(self, int32_t src, uint8_t* pkt, Py_ssize_t n) noexcept nogil
     cdef bint _srtp_in(self, int32_t slot, uint8_t* row, int32_t* length,
                        const void* src) noexcept nogil

@@ -28,6 +28,7 @@ class NetIO:
     srtp_rx: Any
     srtp_errors: Any
     foreign_dropped: int
+    kernel_timestamps: bool
     @property
     def foreign_count(self) -> int: ...
     def __init__(self, capacity: int) -> None: ...

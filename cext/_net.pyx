@@ -17,10 +17,14 @@ for the tick:
   returned so that recording, DTMF detection and VAD see the audio.
 
 :meth:`NetIO.send` sends built rows, one ``sendmmsg`` per run of rows of the same slot.
+
+With ``kernel_timestamps`` set before the sockets are added, a row's arrival
+time is when the kernel received the datagram rather than when it was read: a load
+generator measures the server's latency without its own wake-up delay.
 No Python object is created per packet.
 """
 
-from libc.errno cimport EINTR, errno
+from libc.errno cimport EINTR, ENOSYS, errno
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memmove, memset
 
@@ -36,6 +40,7 @@ cdef extern from "<time.h>" nogil:
         long tv_nsec
     int clock_gettime(int clk, timespec* ts)
     int CLOCK_MONOTONIC
+    int CLOCK_REALTIME
 
 
 cdef extern from "<sys/uio.h>" nogil:
@@ -79,6 +84,17 @@ cdef extern from "<sys/socket.h>" nogil:
     cdef struct mmsghdr:
         msghdr msg_hdr
         unsigned int msg_len
+    cdef struct cmsghdr:
+        size_t cmsg_len
+        int cmsg_level
+        int cmsg_type
+    cmsghdr* CMSG_FIRSTHDR(msghdr* m)
+    cmsghdr* CMSG_NXTHDR(msghdr* m, cmsghdr* c)
+    unsigned char* CMSG_DATA(cmsghdr* c)
+    int SOL_SOCKET
+    int SCM_TIMESTAMPNS
+    int SO_TIMESTAMPNS
+    int setsockopt(int fd, int level, int name, const void* val, socklen_t n)
     int recvmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags, timespec* timeout)
     int sendmmsg(int fd, mmsghdr* msgs, unsigned int vlen, int flags)
     ssize_t sendto(int fd, const void* buf, size_t n, int flags, const void* addr,
@@ -98,6 +114,8 @@ cdef extern from "<sys/epoll.h>" nogil:
     int epoll_create1(int flags)
     int epoll_ctl(int epfd, int op, int fd, epoll_event* ev)
     int epoll_wait(int epfd, epoll_event* evs, int maxevents, int timeout)
+    int epoll_pwait2(int epfd, epoll_event* evs, int maxevents, const timespec* timeout,
+                     const void* sigmask)
     int EPOLL_CTL_ADD, EPOLL_CTL_DEL, EPOLLIN, EPOLL_CLOEXEC
 
 
@@ -132,6 +150,33 @@ cdef double c_monotonic_ms() noexcept nogil:
     cdef timespec t
     clock_gettime(CLOCK_MONOTONIC, &t)
     return t.tv_sec * 1000.0 + t.tv_nsec / 1e6
+
+
+cdef double _realtime_ms() noexcept nogil:
+    cdef timespec t
+    clock_gettime(CLOCK_REALTIME, &t)
+    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6
+
+
+cdef bint _has_pwait2 = True
+
+
+cdef void _no_pwait2() noexcept nogil:
+    global _has_pwait2
+    _has_pwait2 = False  # a kernel older than 5.11
+
+
+cdef double _stamp_ms(msghdr* h, double fallback, double offset) noexcept nogil:
+    """The kernel's receive time of a datagram (SO_TIMESTAMPNS, CLOCK_REALTIME) on the
+    monotonic clock, or ``fallback`` when the socket does not stamp."""
+    cdef cmsghdr* c = CMSG_FIRSTHDR(h)
+    cdef timespec t
+    while c != NULL:
+        if c.cmsg_level == SOL_SOCKET and c.cmsg_type == SCM_TIMESTAMPNS:
+            memcpy(&t, CMSG_DATA(c), sizeof(timespec))
+            return t.tv_sec * 1000.0 + t.tv_nsec / 1e6 + offset
+        c = CMSG_NXTHDR(h, c)
+    return fallback
 
 
 def monotonic_ms() -> float:
@@ -214,14 +259,19 @@ cdef class NetIO:
 
     def add(self, Py_ssize_t slot, int fd) -> None:
         """Register a non-blocking UDP socket ``fd`` as ``slot`` (the caller keeps the
-        socket object alive and closes it after :meth:`remove`)."""
+        socket object alive and closes it after :meth:`remove`). With
+        ``kernel_timestamps`` set, the socket gets ``SO_TIMESTAMPNS``."""
         cdef epoll_event ev
+        cdef int one = 1
         self._check_slot(slot)
         if self._fds[slot] >= 0:
             raise ValueError(f"slot {slot} is in use")
         memset(&ev, 0, sizeof(ev))
         ev.events = EPOLLIN
         ev.data.u32 = <uint32_t>slot
+        if self.kernel_timestamps and setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one,
+                                                 sizeof(one)) != 0:
+            raise OSError(errno, "setsockopt(SO_TIMESTAMPNS) failed")
         if epoll_ctl(self._epfd, EPOLL_CTL_ADD, fd, &ev) != 0:
             raise OSError(errno, "epoll_ctl(ADD) failed")
         self._fds[slot] = fd
@@ -477,27 +527,41 @@ cdef class NetIO:
         cdef Py_ssize_t n = start, i, j, m, want, base, ln
         cdef int k, timeout, fd
         cdef int32_t slot
-        cdef double now, remaining
+        cdef double now, remaining, clock_offset = 0.0
         cdef uint8_t* row
         cdef epoll_event events[NET_MAX_EVENTS]
         cdef mmsghdr msgs[NET_VLEN]
         cdef iovec iov[NET_VLEN]
         cdef sockaddr_in6 addrs[NET_VLEN]   # room for either family
         cdef sockaddr_in* a4
+        cdef unsigned char ctrl[NET_VLEN * NET_CTRL]
+        cdef timespec wait
+        cdef bint stamps = self.kernel_timestamps
         while n < cap:
             now = c_monotonic_ms()
             remaining = deadline_ms - now
             if remaining <= 0:
-                timeout = 0
+                k = epoll_wait(self._epfd, events, NET_MAX_EVENTS, 0)
+            elif _has_pwait2:
+                # to the microsecond: epoll_wait's whole milliseconds would wake the tick
+                # up to 1 ms late, and its mixed legs' packets with it
+                wait.tv_sec = <time_t>(remaining / 1000.0)
+                wait.tv_nsec = <long>((remaining - wait.tv_sec * 1000.0) * 1e6)
+                k = epoll_pwait2(self._epfd, events, NET_MAX_EVENTS, &wait, NULL)
+                if k < 0 and errno == ENOSYS:
+                    _no_pwait2()
+                    continue
             else:
                 timeout = <int>remaining
                 if timeout < remaining:
                     timeout += 1
-            k = epoll_wait(self._epfd, events, NET_MAX_EVENTS, timeout)
+                k = epoll_wait(self._epfd, events, NET_MAX_EVENTS, timeout)
             if k < 0:
                 if errno == EINTR:
                     continue
                 break
+            if stamps:
+                clock_offset = c_monotonic_ms() - _realtime_ms()
             for i in range(k):
                 slot = <int32_t>events[i].data.u32
                 if slot < 0 or slot >= self.capacity:
@@ -517,6 +581,9 @@ cdef class NetIO:
                         msgs[j].msg_hdr.msg_namelen = sizeof(sockaddr_in6)
                         msgs[j].msg_hdr.msg_iov = &iov[j]
                         msgs[j].msg_hdr.msg_iovlen = 1
+                        if stamps:
+                            msgs[j].msg_hdr.msg_control = &ctrl[j * NET_CTRL]
+                            msgs[j].msg_hdr.msg_controllen = NET_CTRL
                     m = recvmmsg(fd, msgs, <unsigned int>want, MSG_DONTWAIT, NULL)
                     if m <= 0:
                         break
@@ -530,6 +597,8 @@ cdef class NetIO:
                         lengths[n] = <int32_t>msgs[j].msg_len
                         slots[n] = slot
                         arrival_ms[n] = now
+                        if stamps:
+                            arrival_ms[n] = _stamp_ms(&msgs[j].msg_hdr, now, clock_offset)
                         if addrs[j].sin6_family == AF_INET6:  # WebRTC legs only
                             src_ip[n] = 0
                             src_port[n] = ntohs(addrs[j].sin6_port)

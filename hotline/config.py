@@ -268,6 +268,9 @@ class ServerConfig:
     rtp_ports: tuple[int, int] = (20000, 29999)
     #: Media worker processes; 0 means one per CPU core.
     media_workers: int = 0
+    #: SCHED_RR priority 1..99 of the media workers' tick threads; 0 keeps normal
+    #: scheduling (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO; refused: a warning).
+    media_priority: int = 0
     #: hotline.db, recordings/, prompts/ and the prompt cache live here.
     data_dir: Path = Path("hotline-data")
     #: Public IP to put in SDP and Contact when behind NAT; None uses the bound address.
@@ -1277,6 +1280,7 @@ class _Loader:
             https=https,
             rtp_ports=(rtp[0], rtp[1]),
             media_workers=t.integer("media_workers", 0, lo=0, hi=256),
+            media_priority=t.integer("media_priority", 0, lo=0, hi=99),
             data_dir=self.path(t, "data_dir", str(d.data_dir)),
             external_ip=external_ip,
             timezone=tz,

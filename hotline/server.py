@@ -76,7 +76,8 @@ class HotlineServer:
                                               ssl_context=ssl_ctx)
         self._sock_dir = tempfile.mkdtemp(prefix="hotline-media-")
         self.media = MediaPool(config.server.media_workers, config.server.rtp_ports,
-                               socket_dir=self._sock_dir, data_dir=str(config.server.data_dir))
+                               socket_dir=self._sock_dir, data_dir=str(config.server.data_dir),
+                               rt_priority=config.server.media_priority)
         self.media.on_event = self._on_media_event
         self.voicemail = VoicemailStore(self.storage, config.server.data_dir)
         self.calls = CallControl(config, self.stack, self.transports.local_address,

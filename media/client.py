@@ -112,11 +112,14 @@ class MediaPool:
     :param rtp_ip: address the workers bind RTP sockets to.
     :param data_dir: data directory (prompt cache) passed to the workers.
     :param restart: start a replacement when a worker dies.
+    :param rt_priority: SCHED_RR priority (1..99) of the workers' tick threads, 0 for
+        normal scheduling (see ``media.worker``'s ``--rt-priority``).
     """
 
     def __init__(self, n_workers: int = 0, port_range: tuple[int, int] = (20000, 29999),
                  socket_dir: str = "/tmp", rtp_ip: str = "0.0.0.0",
-                 data_dir: str = "./hotline-data", restart: bool = True) -> None:
+                 data_dir: str = "./hotline-data", restart: bool = True,
+                 rt_priority: int = 0) -> None:
         n = n_workers or os.cpu_count() or 1
         lo, hi = port_range
         if hi - lo + 1 < 2 * n:
@@ -131,6 +134,7 @@ class MediaPool:
         self.data_dir = os.path.abspath(data_dir)
         """Absolute: the workers run in the repository root, not in our directory."""
         self.restart = restart
+        self.rt_priority = rt_priority
         self.on_event: Callable[[MediaEvent], Any] | None = None
         """Called with every :class:`MediaEvent` (plain function or coroutine function)."""
         self._calls: dict[str, int] = {}  # call key -> worker index
@@ -166,6 +170,8 @@ class MediaPool:
             sys.executable, "-m", "media.worker", "--socket", w.sock_path,
             "--ports", f"{w.ports[0]}-{w.ports[1]}", "--id", str(w.index),
             "--rtp-ip", self.rtp_ip, "--data-dir", self.data_dir,
+            "--phase", str(round(w.index / len(self._workers), 4)),
+            "--rt-priority", str(self.rt_priority),
             "--parent", str(os.getpid()), env=env, cwd=_ROOT)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + START_TIMEOUT

@@ -269,6 +269,28 @@ def test_loss_is_concealed_then_silent() -> None:
     assert np.abs(out.astype(int)).max() <= np.abs(audio.astype(int)).max()
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.sets(st.integers(3, 196), max_size=25))
+def test_lossy_stream_at_a_steady_delay_matches_the_reference_plc(
+    seed: int, lost: set[int]
+) -> None:
+    # Long enough to wrap the sample ring (1024+) and the PLC history ring (512) many
+    # times, with erasures and recoveries anywhere and one 100 ms burst (concealment runs
+    # out into silence): the buffer's output is its delay line with the reference
+    # concealment over the lost packets' samples.
+    lost = lost | set(range(120, 125))
+    audio = voice(F * 200, seed, 40 + seed % 80)
+    pk = [p for k, p in enumerate(stream(audio)) if k not in lost]
+    jb = JitterBuffer(min_delay_ms=40, max_delay_ms=40)
+    out, flags, _ = play(jb, pk, 203)
+    assert flags[:2] == [FRAME_SILENCE, FRAME_SILENCE]
+    present = np.ones(len(audio), bool)
+    for k in lost:
+        present[k * F : (k + 1) * F] = False
+    want = np.array(ref.plc_run(audio.tolist(), present.tolist()), np.int16)
+    np.testing.assert_array_equal(out[2 * F : 202 * F], want)
+
+
 def test_ssrc_change_and_timestamp_jump_resync() -> None:
     a1, a2, a3 = voice(F * 40, 7), voice(F * 40, 8), voice(F * 40, 9)
     pk = (

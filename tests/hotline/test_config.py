@@ -414,6 +414,10 @@ AGENT = '[[agents]]\nid = "1001"\nname = "A"\npassword = "a-long-password"\n'
             "server.media_workers: expected an integer 0..256 (got true)",
         ),
         (
+            "[server]\nmedia_priority = 100\n",
+            "server.media_priority: expected an integer 0..99 (got 100)",
+        ),
+        (
             "[server]\nrtp_ports = [30000, 20000]\n",
             "server.rtp_ports: expected [LOW, HIGH] with "
             "1024 <= LOW < HIGH <= 65535 and LOW even (got [30000, 20000])",
