@@ -1,16 +1,22 @@
 """Media worker load: N bridged G.711 calls (2N RTP streams) with recording and in-band
-DTMF detection on every leg, driven by a separate load-generator process.
+DTMF detection on every leg, driven by a separate load-generator process, and the same
+load through a bare C relay (the floor) side by side.
 
-    .venv/bin/python benchmarks/media_load.py [--calls 50,200,500] [--seconds 6] [--workers 2]
+    .venv/bin/python benchmarks/media_load.py [--calls 50,200,500] [--seconds 6]
+        [--workers 2] [--rt PRIORITY] [--no-floor]
 
 The generator (this file with ``--generator``) owns 2N UDP sockets in one
-:class:`cext.net.NetIO`; every 20 ms it stamps each pre-built packet (sequence number,
-timestamp, and the send time as a float64 in the first payload bytes) with numpy; the
-streams are spread over 20 send phases 1 ms apart (as real calls are), each phase one
-``NetIO.send`` call stamped just before it, and receives with ``NetIO.poll`` between
-phases. Added latency = arrival time - embedded send time of the packets coming back
-through the bridge (same clock: both processes read CLOCK_MONOTONIC). Server CPU is
-utime+stime of the worker processes from /proc over the measured window.
+:class:`cext.net.NetIO`; every 20 ms it sets each pre-built packet's sequence number and
+timestamp with numpy; the streams are spread over 20 send phases 1 ms apart (as real
+calls are), each phase one ``NetIO.send_stamped`` call, which writes each packet's own
+send time (float64, CLOCK_MONOTONIC) into its payload as it hands it to the kernel; it
+receives with ``NetIO.poll`` between phases, with ``kernel_timestamps``. Added latency =
+the kernel's receive time of a packet back through the bridge - its embedded send time
+(``read p99``: to when the generator read it, its own wake-ups included). Server CPU is
+utime+stime of the worker (or bare relay) processes from /proc over the measured window.
+
+``--rt PRIORITY`` runs the workers' tick threads (``[server] media_priority``) and the
+bare relay under SCHED_RR; the generator keeps normal scheduling.
 """
 
 from __future__ import annotations
@@ -109,10 +115,7 @@ def generator(cfg_path: str) -> None:
                 lo, hi = int(bounds[g]), int(bounds[g + 1])
                 drain(deadline + g * 20.0 / PHASES)
                 if hi > lo:
-                    now = monotonic_ms()
-                    pkts[lo:hi, 12:20] = np.frombuffer(np.array([now], "<f8").tobytes(),
-                                                       np.uint8)
-                    net.send(pkts[lo:hi], lengths[lo:hi], slots[lo:hi], hi - lo)
+                    net.send_stamped(pkts[lo:hi], lengths[lo:hi], slots[lo:hi], hi - lo, 12)
             if measuring:
                 sent += n
             seq += 1

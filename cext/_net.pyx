@@ -684,6 +684,26 @@ cdef class NetIO:
             i += run
         return sent
 
+    def send_stamped(self, uint8_t[:, ::1] packets, const int32_t[::1] lengths,
+                     const int32_t[::1] slots, Py_ssize_t count, Py_ssize_t offset) -> int:
+        """:meth:`send`, one row at a time, each row first stamped at byte ``offset`` with
+        the time it is handed to the kernel (float64 ms, CLOCK_MONOTONIC, host order): a
+        load generator's packets then carry when each one left, not when its batch was
+        built (later rows of a batch wait for the earlier ones' loopback delivery)."""
+        cdef Py_ssize_t i, width = packets.shape[1], sent = 0
+        cdef double t
+        if count < 0 or count > packets.shape[0] or count > lengths.shape[0] \
+                or count > slots.shape[0]:
+            raise ValueError("NetIO.send_stamped count exceeds the arrays")
+        if not 0 <= offset <= width - 8:
+            raise ValueError(f"stamp offset {offset} outside 0..{width - 8}")
+        with nogil:
+            for i in range(count):
+                t = c_monotonic_ms()
+                memcpy(&packets[i, offset], &t, 8)
+                sent += self._send_rows(&packets[i, 0], width, &lengths[i], &slots[i], 1)
+        return sent
+
     def send_srtp(self, uint8_t[:, ::1] packets, int32_t[::1] lengths,
                   const int32_t[::1] slots, Py_ssize_t count) -> int:
         """:meth:`send`, after SRTP-protecting in place every row whose slot has an SRTP

@@ -7,7 +7,9 @@ from __future__ import annotations
 import socket
 import time
 
-from cext.net import NetIO, RecvBatch, monotonic_ms
+import numpy as np
+
+from cext.net import NetIO, RecvBatch, ip_to_be, monotonic_ms
 
 
 def _pair(stamps: bool) -> tuple[NetIO, socket.socket, socket.socket]:
@@ -67,3 +69,28 @@ def test_poll_never_returns_before_its_deadline_without_traffic() -> None:
         net.remove(0)
         ours.close()
         peer.close()
+
+
+def test_send_stamped_writes_each_rows_own_send_time_into_what_leaves() -> None:
+    net, ours, peer = _pair(False)
+    peer.bind(("127.0.0.1", 0))
+    peer.settimeout(2.0)
+    net.set_remote(0, ip_to_be("127.0.0.1"), peer.getsockname()[1])
+    net.send_enabled[0] = 1
+    rows = np.zeros((40, 180), np.uint8)
+    rows[:, 0] = 0x80
+    try:
+        before = monotonic_ms()
+        assert net.send_stamped(rows, np.full(40, 180, np.int32), np.zeros(40, np.int32),
+                                40, 12) == 40
+        after = monotonic_ms()
+        got = [peer.recv(2048) for _ in range(40)]
+    finally:
+        net.remove(0)
+        ours.close()
+        peer.close()
+    stamps = [float(np.frombuffer(g[12:20], "<f8")[0]) for g in got]
+    assert all(len(g) == 180 for g in got)
+    assert before <= stamps[0] and stamps[-1] <= after, (before, stamps, after)
+    assert stamps == sorted(stamps) and stamps[-1] > stamps[0]  # per row, not per batch
+    assert [float(np.frombuffer(r[12:20].tobytes(), "<f8")[0]) for r in rows] == stamps
