@@ -497,7 +497,13 @@ class CallControl:
         elif supervised is not None:  # joins the agent's call: same worker
             call.media_key = supervised.media_key
         else:
-            call.media_key = self._media_key_for(ident.user) or call.id
+            # An extension's calls share a worker, so that it can join them later
+            # (attended transfer, *3): the caller's own call first (a consultation),
+            # else, for a call to a busy extension, the call it is in (call waiting).
+            call.media_key = (self._media_key_for(ident.user)
+                              or (self._media_key_for(target.arg) if target.kind == "agent"
+                                  else None)
+                              or call.id)
         host, _ = self._host_for(peer)
         leg = Leg(call=call, peer=peer, uas=True, call_id=request.call_id,
                   local_tag=new_tag(), invite=request, local_host=host, txn_key=key,

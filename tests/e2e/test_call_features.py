@@ -186,6 +186,41 @@ def test_attended_transfer_joins_the_held_caller_and_the_consulted_agent(site) -
     assert {"1002", "1003"} <= linked, linked
 
 
+def test_attended_transfer_of_a_waiting_call_with_two_media_workers(
+        hotline_factory: Callable[..., HotlineProcess], tmp_path: Path) -> None:
+    # B talks with A, holds, and answers C's call (call waiting): C's call is not one B
+    # made, yet it must land in the worker of B's first call (the pool would otherwise
+    # put it in the idle one) so that B can hand A over to C.
+    server = hotline_factory(EXTRA_AGENT, workers=2)
+    phones = {u: PjPhone(tmp_path / f"phone-{u}", u, f"pw-{u}-secret", server.sip_port,
+                         _tone(tmp_path / f"tone-{u}.wav", hz))
+              for u, hz in (("1001", A_HZ), ("1002", B_HZ), ("1003", C_HZ))}
+    try:
+        for p in phones.values():
+            assert p.wait(event="registered", timeout=10)["code"] == 200
+        a, b, c = phones["1001"], phones["1002"], phones["1003"]
+        _call(server, a, b, "1002")
+        b.send("hold", call=0)
+        b.wait(event="media", call=0, status="local_hold", timeout=10)
+        c.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
+        c.wait(event="state", call=0, state="CONFIRMED", timeout=10)
+        time.sleep(1.5)
+        b.send("xfer_replaces", call=0, dest=1)
+        b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+        b.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
+        time.sleep(2.5)
+        assert not a.has(event="state", call=0, state="DISCONNECTED")
+        a.send("hangup", call=0)
+        c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    finally:
+        for p in phones.values():
+            p.stop()
+    log = server.log()
+    assert "event=attended_transfer" in log, log[-3000:]
+    assert _hears(a.recording(0), C_HZ) and _hears(c.recording(0), A_HZ)
+    _settled(server)
+
+
 def test_star3_makes_a_three_way_call_of_the_held_and_the_consulted_party(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b, c = phone("1001"), phone("1002"), phone("1003")

@@ -27,7 +27,7 @@ import pytest
 from hotline.moh import NOTES_HZ
 
 from .audio import TONES, levels, read_wav, tone_wav
-from .peers import HotlineProcess, PjPhone
+from .peers import HotlineProcess, PjPhone, process_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -61,24 +61,6 @@ def _metric(server: HotlineProcess, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"no {name} in /metrics:\n" + text[:2000])
-
-
-def _process_tree(pid: int) -> set[int]:
-    """``pid`` and its descendants (the server and its media workers)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    tree, grew = {pid}, True
-    while grew:
-        more = {p for p, pp in parents.items() if pp in tree} - tree
-        tree |= more
-        grew = bool(more)
-    return tree
 
 
 def _udp_ports_held(pids: set[int], lo: int, hi: int) -> list[int]:
@@ -158,7 +140,7 @@ def _joins(server: HotlineProcess) -> dict[str, tuple[int, int]]:
 
 def _worker_pid(server: HotlineProcess, index: int) -> int:
     assert server.proc is not None
-    for pid in _process_tree(server.proc.pid):
+    for pid in process_tree(server.proc.pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -177,7 +159,7 @@ def _nothing_left(server: HotlineProcess, *, recordings: bool = True) -> None:
           and (not recordings or _metric(server, "hotline_recordings_live") == 0),
           "calls or endpoints left", server)
     assert server.proc is not None
-    pids = _process_tree(server.proc.pid)
+    pids = process_tree(server.proc.pid)
     assert len(pids) >= 3, pids  # the server and its two media workers
     _wait(lambda: not _udp_ports_held(pids, *_rtp_ports()), "RTP sockets left", server)
 

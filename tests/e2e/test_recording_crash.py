@@ -18,25 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .peers import HotlineProcess, free_port, start_sipp
+from .peers import HotlineProcess, free_port, process_tree, start_sipp
 from .test_media_path import PCAPS, _alaw_decode, _best_correlation, _pcap_rtp_payloads
 
 pytestmark = pytest.mark.e2e
 
 CALLS = 20
-
-
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry))
-    return out
 
 
 def _query(db: Path, sql: str) -> list[tuple[object, ...]]:
@@ -91,7 +78,7 @@ def test_kill_9_during_recorded_calls_leaves_recordings_and_cdrs(
               20, "20 answered calls", server.log)
         time.sleep(4.0)  # audio flows into the recordings
         assert server.proc is not None
-        victims = [server.proc.pid, *_children(server.proc.pid)]
+        victims = [server.proc.pid, *(process_tree(server.proc.pid) - {server.proc.pid})]
         assert len(victims) >= 2  # the control process and its media worker
         for pid in victims:
             os.kill(pid, signal.SIGKILL)

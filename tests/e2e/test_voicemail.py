@@ -42,13 +42,13 @@ from .peers import (
     HotlineProcess,
     free_port,
     pcap_caller_scenario,
+    process_tree,
     run_sipp,
     server_bye,
     start_sipp,
 )
 from .test_ivr_recording import _best, _noise, _query, ncc_peak
 from .test_media_path import PCAPS, _alaw_decode, _pcap_rtp_payloads
-from .test_recording_crash import _children
 
 pytestmark = pytest.mark.e2e
 
@@ -383,7 +383,7 @@ def test_a_message_cut_by_kill_9_is_recovered_on_the_next_start(
             time.sleep(0.1)
         time.sleep(5.0)  # speech flows into the message
         assert server.proc is not None
-        victims = [server.proc.pid, *_children(server.proc.pid)]
+        victims = [server.proc.pid, *(process_tree(server.proc.pid) - {server.proc.pid})]
         assert len(victims) >= 2  # the control process and its media worker
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
