@@ -93,6 +93,20 @@ def _hold_and_consult(server: HotlineProcess, b: PjPhone, c: PjPhone) -> None:
     _call(server, b, c, "1003", call=1)
 
 
+def _hand_over(a: PjPhone, b: PjPhone, c: PjPhone) -> None:
+    """B, with A held (its call 0) and C (its call 1), transfers A to C (REFER with
+    Replaces); A and C talk on until A hangs up."""
+    time.sleep(1.5)
+    b.send("xfer_replaces", call=0, dest=1)
+    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    b.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
+    time.sleep(2.5)
+    assert not a.has(event="state", call=0, state="DISCONNECTED")
+    assert not c.has(event="state", call=0, state="DISCONNECTED")
+    a.send("hangup", call=0)
+    c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+
+
 def test_hold_plays_music_on_hold_and_resume_restores_the_talk(site) -> None:  # type: ignore[no-untyped-def]
     server, phone = site
     a, b = phone("1001"), phone("1002")
@@ -154,15 +168,7 @@ def test_attended_transfer_joins_the_held_caller_and_the_consulted_agent(site) -
     a, b, c = phone("1001"), phone("1002"), phone("1003")
     _call(server, a, b, "1002")
     _hold_and_consult(server, b, c)
-    time.sleep(1.5)
-    b.send("xfer_replaces", call=0, dest=1)
-    b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
-    b.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
-    time.sleep(2.5)
-    assert not a.has(event="state", call=0, state="DISCONNECTED")
-    assert not c.has(event="state", call=0, state="DISCONNECTED")
-    a.send("hangup", call=0)
-    c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+    _hand_over(a, b, c)
     for p in (a, b, c):
         p.stop()
     # A and C talk; B (who left) is heard by neither, and A no longer hears music.
@@ -204,14 +210,7 @@ def test_attended_transfer_of_a_waiting_call_with_two_media_workers(
         b.wait(event="media", call=0, status="local_hold", timeout=10)
         c.send("call", uri=f"sip:1002@127.0.0.1:{server.sip_port}")
         c.wait(event="state", call=0, state="CONFIRMED", timeout=10)
-        time.sleep(1.5)
-        b.send("xfer_replaces", call=0, dest=1)
-        b.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
-        b.wait(event="state", call=1, state="DISCONNECTED", timeout=10)
-        time.sleep(2.5)
-        assert not a.has(event="state", call=0, state="DISCONNECTED")
-        a.send("hangup", call=0)
-        c.wait(event="state", call=0, state="DISCONNECTED", timeout=10)
+        _hand_over(a, b, c)
     finally:
         for p in phones.values():
             p.stop()
