@@ -201,6 +201,22 @@ cdef int16_t plc_step(Plc* p, int present, int16_t real, int* flags) noexcept no
     return v
 
 
+cdef inline int _run_len(int64_t idx, int n, int64_t size) noexcept nogil:
+    """How many of ``n`` ring slots from ``idx`` come before the ring of ``size`` wraps
+    (the rest start at slot 0)."""
+    return n if idx + n <= size else <int>(size - idx)
+
+
+cdef void plc_remember(Plc* p, const int16_t* frame, int n) noexcept nogil:
+    """Append ``n`` output samples to the concealment history, as ``plc_step`` does one
+    sample at a time."""
+    cdef int64_t idx = p.hpos & (PLC_HIST_RING - 1)
+    cdef int n1 = _run_len(idx, n, PLC_HIST_RING)
+    memcpy(&p.hist[idx], frame, n1 * sizeof(int16_t))
+    memcpy(&p.hist[0], frame + n1, (n - n1) * sizeof(int16_t))
+    p.hpos += n
+
+
 def find_pitch(const int16_t[::1] history) -> int:
     """Pitch period (samples) the PLC would pick from the last 390 samples of history."""
     if history.shape[0] != PLC_HIST_LEN:
@@ -453,18 +469,12 @@ cdef class JitterBuffer:
             # The steady state (every sample real, no cross-fade pending: plc_step only
             # passes samples through into its history) as block copies of the rings.
             idx = start & self._mask
-            n1 = JB_FRAME if idx + JB_FRAME <= self._size else <int>(self._size - idx)
+            n1 = _run_len(idx, JB_FRAME, self._size)
             memcpy(out, self._data + idx, n1 * sizeof(int16_t))
+            memcpy(out + n1, self._data, (JB_FRAME - n1) * sizeof(int16_t))
             memset(self._valid + idx, 0, n1)
-            if n1 < JB_FRAME:
-                memcpy(out + n1, self._data, (JB_FRAME - n1) * sizeof(int16_t))
-                memset(self._valid, 0, JB_FRAME - n1)
-            idx = p.hpos & (PLC_HIST_RING - 1)
-            n1 = JB_FRAME if idx + JB_FRAME <= PLC_HIST_RING else <int>(PLC_HIST_RING - idx)
-            memcpy(&p.hist[idx], out, n1 * sizeof(int16_t))
-            if n1 < JB_FRAME:
-                memcpy(&p.hist[0], out + n1, (JB_FRAME - n1) * sizeof(int16_t))
-            p.hpos += JB_FRAME
+            memset(self._valid, 0, JB_FRAME - n1)
+            plc_remember(p, out, JB_FRAME)
             p.primed = 1
             return F_REAL
         if ((not p.primed or (p.erasing and p.n_erased >= PLC_SILENCE_AT))
@@ -472,12 +482,7 @@ cdef class JitterBuffer:
             # Silence: no stream yet, or concealment long over and still nothing (an idle
             # or held leg). plc_step would output and remember zeros.
             memset(out, 0, JB_FRAME * sizeof(int16_t))
-            idx = p.hpos & (PLC_HIST_RING - 1)
-            n1 = JB_FRAME if idx + JB_FRAME <= PLC_HIST_RING else <int>(PLC_HIST_RING - idx)
-            memset(&p.hist[idx], 0, n1 * sizeof(int16_t))
-            if n1 < JB_FRAME:
-                memset(&p.hist[0], 0, (JB_FRAME - n1) * sizeof(int16_t))
-            p.hpos += JB_FRAME
+            plc_remember(p, out, JB_FRAME)
             return 0
         for i in range(JB_FRAME):
             idx = (start + i) & self._mask
@@ -489,10 +494,8 @@ cdef class JitterBuffer:
 
     cdef int _all_valid(self, int64_t start, int n) noexcept nogil:
         cdef int64_t idx = start & self._mask
-        cdef int n1 = n if idx + n <= self._size else <int>(self._size - idx)
-        if memchr(self._valid + idx, 0, n1) != NULL:
-            return 0
-        return n1 == n or memchr(self._valid, 0, n - n1) == NULL
+        cdef int n1 = _run_len(idx, n, self._size)
+        return memchr(self._valid + idx, 0, n1) == NULL and memchr(self._valid, 0, n - n1) == NULL
 
     cdef int _none_valid(self, int64_t start, int n) noexcept nogil:
         cdef int i

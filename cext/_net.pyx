@@ -17,11 +17,11 @@ for the tick:
   returned so that recording, DTMF detection and VAD see the audio.
 
 :meth:`NetIO.send` sends built rows, one ``sendmmsg`` per run of rows of the same slot.
-
-With ``kernel_timestamps`` set before the sockets are added, a row's arrival
-time is when the kernel received the datagram rather than when it was read: a load
-generator measures the server's latency without its own wake-up delay.
 No Python object is created per packet.
+
+With ``kernel_timestamps`` set before the sockets are added, a row's arrival time is when
+the kernel received the datagram rather than when it was read: a load generator measures
+the server's latency without its own wake-up delay.
 """
 
 from libc.errno cimport EINTR, ENOSYS, errno
@@ -146,16 +146,20 @@ cdef int c_srtp_protect(uint64_t ctx, uint8_t* pkt, int* length) noexcept nogil:
     return _srtp_protect(<void*><size_t>ctx, pkt, length)
 
 
+cdef inline double _ms(const timespec* t) noexcept nogil:
+    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6
+
+
 cdef double c_monotonic_ms() noexcept nogil:
     cdef timespec t
     clock_gettime(CLOCK_MONOTONIC, &t)
-    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6
+    return _ms(&t)
 
 
 cdef double _realtime_ms() noexcept nogil:
     cdef timespec t
     clock_gettime(CLOCK_REALTIME, &t)
-    return t.tv_sec * 1000.0 + t.tv_nsec / 1e6
+    return _ms(&t)
 
 
 cdef bint _has_pwait2 = True
@@ -174,7 +178,7 @@ cdef double _stamp_ms(msghdr* h, double fallback, double offset) noexcept nogil:
     while c != NULL:
         if c.cmsg_level == SOL_SOCKET and c.cmsg_type == SCM_TIMESTAMPNS:
             memcpy(&t, CMSG_DATA(c), sizeof(timespec))
-            return t.tv_sec * 1000.0 + t.tv_nsec / 1e6 + offset
+            return _ms(&t) + offset
         c = CMSG_NXTHDR(h, c)
     return fallback
 
