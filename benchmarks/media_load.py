@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,14 +36,30 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from cext.net import NetIO  # noqa: E402
+
 BUDGET_US = 600.0  # per channel-second: 3000 channels on 2 cores
 PHASES = 20  # send phases per 20 ms period (1 ms apart)
 
 
-def generator(cfg_path: str) -> None:
-    import socket
+def loopback_sockets(net: NetIO, n: int, rcvbuf: int | None = None) -> list[socket.socket]:
+    """``n`` non-blocking UDP sockets on 127.0.0.1 as slots ``0..n-1`` of ``net``, sending
+    enabled (the caller keeps them open)."""
+    socks = []
+    for i in range(n):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", 0))
+        s.setblocking(False)
+        if rcvbuf is not None:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        socks.append(s)
+        net.add(i, s.fileno())
+    net.send_enabled[:] = 1
+    return socks
 
-    from cext.net import NetIO, RecvBatch, ip_to_be, monotonic_ms
+
+def generator(cfg_path: str) -> None:
+    from cext.net import RecvBatch, ip_to_be, monotonic_ms
 
     cfg = json.load(open(cfg_path))
     ports: list[int] = cfg["ports"]
@@ -51,16 +68,9 @@ def generator(cfg_path: str) -> None:
     n = len(ports)
     net = NetIO(n)
     net.kernel_timestamps = True
-    socks = []
+    socks = loopback_sockets(net, n, 1 << 20)  # noqa: F841 (open while NetIO uses their fds)
     for i, port in enumerate(ports):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        s.setblocking(False)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        socks.append(s)
-        net.add(i, s.fileno())
         net.set_remote(i, ip_to_be("127.0.0.1"), port)
-    net.send_enabled[:] = 1
     pkts = np.zeros((n, 172), np.uint8)
     pkts[:, 0] = 0x80
     pkts[:, 1] = 0
@@ -203,23 +213,14 @@ def bare_relay(n_pairs: int, rt: int) -> None:
     """The floor: relay ``n_pairs`` pairs of sockets with NetIO's C relay only (no tick,
     no jitter buffer, no recording, no Python per wake-up), at the server's priority;
     prints the ports, then runs until killed."""
-    import socket
-
-    from cext.net import NetIO, RecvBatch, monotonic_ms
+    from cext.net import RecvBatch, monotonic_ms
+    from media.worker import set_realtime
 
     if rt:
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(rt))
-
+        set_realtime(rt, "the bare relay")
     net = NetIO(2 * n_pairs)
-    socks = []
-    for i in range(2 * n_pairs):
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        s.bind(("127.0.0.1", 0))
-        s.setblocking(False)
-        socks.append(s)
-        net.add(i, s.fileno())
+    socks = loopback_sockets(net, 2 * n_pairs)
     net.latch[:] = 1
-    net.send_enabled[:] = 1
     for i in range(n_pairs):  # PCMU both ways
         net.relay_to[2 * i], net.relay_to[2 * i + 1] = 2 * i + 1, 2 * i
     print(json.dumps([s.getsockname()[1] for s in socks]), flush=True)

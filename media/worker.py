@@ -1390,7 +1390,7 @@ def first_deadline(now_ms: float, phase_ms: float) -> float:
     return (now_ms - phase_ms) // TICK_MS * TICK_MS + phase_ms + TICK_MS
 
 
-def set_realtime(priority: int, what: str) -> bool:
+def set_realtime(priority: int, what: str) -> None:
     """Put the calling thread under SCHED_RR at ``priority``: it then runs as soon as a
     packet wakes it, ahead of every normal process on the box, as FreeSWITCH's ``-rp``
     and Asterisk's ``-p`` do for their media threads. Without the right (root,
@@ -1402,8 +1402,6 @@ def set_realtime(priority: int, what: str) -> bool:
     except (OSError, AttributeError) as exc:
         logger.warning("%s keeps normal scheduling: SCHED_RR %d refused (%s)",
                        what, priority, exc)
-        return False
-    return True
 
 
 def _die_with_parent(parent: int | None) -> None:
