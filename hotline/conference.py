@@ -15,7 +15,6 @@ end takes the participant's place in the room.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 
 from media.client import EndpointHandle, MediaError
@@ -81,10 +80,7 @@ class ConferenceRooms:
                     await self._apply(name, room)
                 except MediaError:
                     room.members.remove(member)
-                    if link is not None:
-                        for x in link:
-                            with contextlib.suppress(MediaError):
-                                await self._media.destroy(x)
+                    await self._media.destroy_all(link or ())
                     raise
                 return len(room.members), link
 

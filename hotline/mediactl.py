@@ -133,11 +133,16 @@ class CallMedia:
             await self.pool.modify_endpoint(made[0], remote_ip=ip,
                                             remote_port=made[1].local_port)
         except MediaError:
-            for ep in made:
-                with contextlib.suppress(MediaError):
-                    await self.pool.destroy(ep)
+            await self.destroy_all(made)
             raise
         return made[0], made[1]
+
+    async def destroy_all(self, eps: Sequence[EndpointHandle]) -> None:
+        """Free endpoints on a failure path: one a worker refuses (or took with it when it
+        died) does not stop the others."""
+        for ep in eps:
+            with contextlib.suppress(MediaError):
+                await self.pool.destroy(ep)
 
     async def echo(self, room: str, ep: EndpointHandle) -> None:
         """The endpoint hears itself (Asterisk's *43)."""
