@@ -24,7 +24,7 @@ from .audio import hears as _hears
 from .audio import levels as _levels
 from .audio import read_wav as _read
 from .audio import tone_wav as _tone
-from .peers import HotlineProcess, PjPhone, free_port, start_sipp
+from .peers import HotlineProcess, PjPhone, free_port, metric, start_sipp
 
 pytestmark = pytest.mark.e2e
 
@@ -59,19 +59,10 @@ def site(hotline_factory: Callable[..., HotlineProcess], tmp_path: Path
         p.stop()
 
 
-def _live_calls(server: HotlineProcess) -> float:
-    port = server.http_port  # type: ignore[attr-defined]
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith("hotline_calls "):
-            return float(line.split()[1])
-    raise AssertionError("no hotline_calls gauge in /metrics:\n" + text[:2000])
-
-
 def _settled(server: HotlineProcess, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if _live_calls(server) == 0:
+        if metric(server, "hotline_calls") == 0:
             return
         time.sleep(0.2)
     raise AssertionError(f"calls left over:\n{server.log()[-4000:]}")

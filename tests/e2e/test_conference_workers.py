@@ -17,7 +17,6 @@ import re
 import signal
 import sqlite3
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import pytest
 from hotline.moh import NOTES_HZ
 
 from .audio import TONES, levels, read_wav, tone_wav
-from .peers import HotlineProcess, PjPhone, process_tree
+from .peers import HotlineProcess, PjPhone, metric, process_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -52,15 +51,6 @@ password = "pw-{u}-secret"
 ROUTE = '[[routes]]\nmatch = "801"\nto = "ivr:lobby"\n'
 JOIN = re.compile(r"call_id=(\S+) event=conference_join room=team size=\d+ "
                   r"worker=(\d+) room_worker=(\d+)")
-
-
-def _metric(server: HotlineProcess, name: str) -> float:
-    port = server.http_port  # type: ignore[attr-defined]
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-    for line in text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"no {name} in /metrics:\n" + text[:2000])
 
 
 def _udp_ports_held(pids: set[int], lo: int, hi: int) -> list[int]:
@@ -154,9 +144,9 @@ def _nothing_left(server: HotlineProcess, *, recordings: bool = True) -> None:
     """No call, no endpoint held by call control, no RTP socket in any worker (and no
     live recording, unless ``recordings`` is false: the recorder keeps the handle of a
     recording whose worker died until the next start repairs the file)."""
-    _wait(lambda: _metric(server, "hotline_calls") == 0
-          and _metric(server, "hotline_media_endpoints") == 0
-          and (not recordings or _metric(server, "hotline_recordings_live") == 0),
+    _wait(lambda: metric(server, "hotline_calls") == 0
+          and metric(server, "hotline_media_endpoints") == 0
+          and (not recordings or metric(server, "hotline_recordings_live") == 0),
           "calls or endpoints left", server)
     assert server.proc is not None
     pids = process_tree(server.proc.pid)
@@ -240,8 +230,8 @@ def test_a_dead_worker_hangs_up_its_callers_and_frees_the_links_other_half(
         assert room != other, _joins(server)
         os.kill(_worker_pid(server, other), signal.SIGKILL)
         phones["1002"].wait(event="state", call=0, state="DISCONNECTED", timeout=10)
-        _wait(lambda: _metric(server, "hotline_media_endpoints") == 1
-              and _metric(server, "hotline_media_worker_restarts_total") == 1,
+        _wait(lambda: metric(server, "hotline_media_endpoints") == 1
+              and metric(server, "hotline_media_worker_restarts_total") == 1,
               "the link's far half was not freed", server)
         assert not phones["1001"].has(event="state", call=0, state="DISCONNECTED")
         room_pid = _worker_pid(server, room)  # holds 1001's endpoint, no more
